@@ -1,0 +1,1 @@
+//! ERF records: typed views over bytes, and their encoding.

@@ -1,0 +1,1 @@
+//! Memory-mapped readers of pcap, pcapng and ERF traces.

@@ -1,0 +1,1 @@
+//! The offline pipeline: existing traces in, anonymised header-only ERF out.
