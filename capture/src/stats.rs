@@ -105,3 +105,92 @@ impl Serialize for CutCounts {
         map.end()
     }
 }
+
+/// Where a frame was lost before it could be written. Each lost frame is counted under exactly
+/// one cause, so causes add up to the total loss.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LossCause {
+    /// Losses an input trace recorded (an input ERF record's lctr).
+    Recorded,
+    /// Dropped by the interface before the XDP hook (what tcpdump calls "dropped by interface").
+    Interface,
+    /// Dropped by the kernel between XDP and the AF_XDP socket (XDP_STATISTICS).
+    Kernel,
+    /// Dropped inside anoncap: a ring between threads was full.
+    Ring,
+    /// Could not be written (e.g. a full disk).
+    Writer,
+    /// Lost by a DAG card between the card and host memory (the card's lctr).
+    Card,
+}
+
+impl LossCause {
+    /// Every cause, in a fixed order (the index of a cause in this list is its counter slot).
+    pub const ALL: [LossCause; 6] = [
+        LossCause::Recorded,
+        LossCause::Interface,
+        LossCause::Kernel,
+        LossCause::Ring,
+        LossCause::Writer,
+        LossCause::Card,
+    ];
+
+    /// The number of causes.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// The cause's name in sidecars and summaries (kebab-case, stable).
+    pub const fn name(self) -> &'static str {
+        match self {
+            LossCause::Recorded => "recorded-in-input",
+            LossCause::Interface => "dropped-by-interface",
+            LossCause::Kernel => "dropped-by-kernel",
+            LossCause::Ring => "dropped-by-anoncap-ring",
+            LossCause::Writer => "dropped-by-writer",
+            LossCause::Card => "dropped-by-card",
+        }
+    }
+
+    /// The counter slot of this cause.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Loss counts per cause, indexed by [`LossCause::index`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LossCounts(pub [u64; LossCause::COUNT]);
+
+impl LossCounts {
+    /// Adds `n` losses for `cause`.
+    pub fn add(&mut self, cause: LossCause, n: u64) {
+        self.0[cause.index()] += n;
+    }
+
+    /// The count for `cause`.
+    pub fn get(&self, cause: LossCause) -> u64 {
+        self.0[cause.index()]
+    }
+
+    /// The total over all causes.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// Adds another set of counts to this one.
+    pub fn merge(&mut self, other: &LossCounts) {
+        for (a, b) in self.0.iter_mut().zip(other.0.iter()) {
+            *a += b;
+        }
+    }
+}
+
+impl Serialize for LossCounts {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        for cause in LossCause::ALL {
+            map.serialize_entry(cause.name(), &self.get(cause))?;
+        }
+        map.end()
+    }
+}

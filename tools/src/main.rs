@@ -29,6 +29,12 @@ enum Command {
     Keygen(cmd::keygen::Args),
     /// Show what a policy does to each address class.
     Policy(cmd::policy::Args),
+    /// Capture live from network interfaces (AF_XDP) into anonymised ERF.
+    #[cfg(feature = "live")]
+    Capture(cmd::capture::Args),
+    /// Run a live capture between two network namespaces on a bundled trace.
+    #[cfg(feature = "live")]
+    Demo(cmd::demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +53,10 @@ fn main() -> ExitCode {
         Command::Addr(args) => cmd::addr::run(args),
         Command::Keygen(args) => cmd::keygen::run(args),
         Command::Policy(args) => cmd::policy::run(args),
+        #[cfg(feature = "live")]
+        Command::Capture(args) => cmd::capture::run(args),
+        #[cfg(feature = "live")]
+        Command::Demo(args) => cmd::demo::run(args),
     };
     match result {
         Ok(code) => code,

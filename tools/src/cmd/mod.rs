@@ -1,7 +1,11 @@
 //! One module per subcommand: its flags (`Args`) and its `run`.
 
 pub mod addr;
+#[cfg(feature = "live")]
+pub mod capture;
 pub mod convert;
+#[cfg(feature = "live")]
+pub mod demo;
 pub mod keygen;
 pub mod offline;
 pub mod policy;
