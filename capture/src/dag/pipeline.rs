@@ -1,0 +1,1 @@
+//! A whole DAG capture: card records in, anonymised header-only ERF out.
