@@ -11,6 +11,8 @@
 //! - [`offline`]: the offline pipeline (traces in, anonymised ERF out).
 #![deny(unsafe_code)]
 
+#[cfg(feature = "dag")]
+pub mod dag;
 pub mod erf;
 pub mod input;
 pub mod offline;
