@@ -1,0 +1,251 @@
+//! ERF input: a walk over ERF records (no file header; each record says its own length).
+//!
+//! Byte layout and rules from `docs/erf-format.md` (the project's ERF reference): 16-byte
+//! generic header (timestamp little-endian, everything else big-endian), extension headers
+//! while bit 7 of the type (then of each extension header) is set, a 2-byte subheader for the
+//! Ethernet family (2, 11, 16, 20), 4 bytes for the multichannel types, and
+//! `caplen = min(wlen, rlen - framing)`.
+//!
+//! Packets: Ethernet family -> [`LinkType::Ethernet`], IPv4 (22) -> [`LinkType::Ipv4`],
+//! IPv6 (23) -> [`LinkType::Ipv6`]. META (27) and PAD (48) are skipped (not packets), other
+//! types skipped and counted. The interface is flags bits 0-1. `lctr` becomes
+//! [`Packet::lost_before`] except in the colour types (11, 16, 20), where it is a colour.
+//! Wire lengths are as recorded: DAG Ethernet includes the 4-byte FCS (see
+//! [`InterfaceDesc::fcs_len`] and `docs/formats.md`).
+
+use super::{rd_u16, rd_u64, Cursor, InterfaceDesc, RecordError, SkipCounts};
+use crate::packet::{LinkType, Packet, Timestamp};
+
+const HDR: usize = 16;
+const TYPE_META: u8 = 27;
+const TYPE_PAD: u8 = 48;
+const MAX_TYPE: u8 = 48;
+/// 1995-01-01, the earliest plausible ERF timestamp (libtrace's probe uses the same bound).
+const MIN_SECS: u32 = 0x2F05_39B0;
+
+/// The subheader length of a record type.
+fn subheader_len(ty: u8) -> usize {
+    match ty {
+        2 | 11 | 16 | 20 => 2,
+        5..=9 | 12 | 17 | 18 => 4,
+        _ => 0,
+    }
+}
+
+fn is_colour(ty: u8) -> bool {
+    matches!(ty, 10 | 11 | 15 | 16 | 17 | 19 | 20)
+}
+
+fn link_of(ty: u8) -> Option<LinkType> {
+    match ty {
+        2 | 11 | 16 | 20 => Some(LinkType::Ethernet),
+        22 => Some(LinkType::Ipv4),
+        23 => Some(LinkType::Ipv6),
+        _ => None,
+    }
+}
+
+/// One parsed record header with the bounds of its data.
+struct Rec<'a> {
+    ts: Timestamp,
+    ty: u8,
+    flags: u8,
+    rlen: usize,
+    lctr: u16,
+    wlen: u16,
+    data: &'a [u8],
+}
+
+/// Parses the record at the start of `rest`.
+fn parse(rest: &[u8]) -> Result<Rec<'_>, RecordError> {
+    if rest.len() < HDR {
+        return Err(RecordError::Truncated {
+            need: HDR as u64,
+            have: rest.len() as u64,
+        });
+    }
+    let ts = Timestamp(rd_u64(rest, 0, false));
+    let type_byte = rest[8];
+    let ty = type_byte & 0x7f;
+    let flags = rest[9];
+    let rlen = usize::from(rd_u16(rest, 10, true));
+    let lctr = rd_u16(rest, 12, true);
+    let wlen = rd_u16(rest, 14, true);
+    if rlen < HDR {
+        return Err(RecordError::Corrupt(format!(
+            "ERF record length {rlen} is below the 16-byte header"
+        )));
+    }
+    if ty == 0 {
+        return Err(RecordError::Corrupt("ERF record type 0".to_string()));
+    }
+    if rlen > rest.len() {
+        return Err(RecordError::Truncated {
+            need: rlen as u64,
+            have: rest.len() as u64,
+        });
+    }
+    let rec = &rest[..rlen];
+    let mut framing = HDR;
+    let mut more = type_byte & 0x80 != 0;
+    while more {
+        let Some(&b) = rec.get(framing) else {
+            return Err(RecordError::Corrupt(
+                "ERF extension headers run past the record length".to_string(),
+            ));
+        };
+        if framing + 8 > rlen {
+            return Err(RecordError::Corrupt(
+                "ERF extension headers run past the record length".to_string(),
+            ));
+        }
+        more = b & 0x80 != 0;
+        framing += 8;
+    }
+    framing += subheader_len(ty);
+    if framing > rlen {
+        return Err(RecordError::Corrupt(format!(
+            "ERF record length {rlen} is shorter than its headers ({framing} bytes)"
+        )));
+    }
+    let caplen = (rlen - framing).min(usize::from(wlen));
+    Ok(Rec {
+        ts,
+        ty,
+        flags,
+        rlen,
+        lctr,
+        wlen,
+        data: &rec[framing..framing + caplen],
+    })
+}
+
+/// Whether `bytes` starts like an ERF file: up to the first three records have plausible
+/// headers (type 1-48, rlen >= 16, timestamps after 1995 and not going back by more than a
+/// second), as libtrace's and Wireshark's probes require. A first record cut by the end of the
+/// file still counts, so that a truncated trace is reported as such.
+pub(crate) fn is_erf(bytes: &[u8]) -> bool {
+    let mut at = 0usize;
+    let mut first_secs: Option<u32> = None;
+    for i in 0..3 {
+        let rest = &bytes[at.min(bytes.len())..];
+        if rest.is_empty() {
+            return i > 0;
+        }
+        if rest.len() < HDR {
+            return i > 0;
+        }
+        let ty = rest[8] & 0x7f;
+        let rlen = usize::from(rd_u16(rest, 10, true));
+        let secs = (rd_u64(rest, 0, false) >> 32) as u32;
+        let flags = rest[9];
+        if ty == 0 || ty > MAX_TYPE || rlen < HDR || flags & 0x80 != 0 {
+            return false;
+        }
+        if ty != TYPE_PAD {
+            if secs < MIN_SECS {
+                return false;
+            }
+            match first_secs {
+                None => first_secs = Some(secs),
+                Some(f) if secs.saturating_add(1) < f => return false,
+                Some(_) => {}
+            }
+        }
+        if rlen > rest.len() {
+            // Cut by the end of the file: an ERF trace, truncated (reported when read).
+            return true;
+        }
+        if parse(rest).is_err() {
+            return false;
+        }
+        at += rlen;
+    }
+    true
+}
+
+pub(crate) fn interfaces(bytes: &[u8]) -> Vec<InterfaceDesc> {
+    let mut cur = Cursor {
+        bytes,
+        offset: 0,
+        records: 0,
+    };
+    let mut r = ErfReader::new();
+    let mut skipped = SkipCounts::default();
+    while let Ok(Some(_)) = r.next(&mut cur, &mut skipped) {}
+    r.interfaces()
+}
+
+pub(crate) struct ErfReader {
+    /// The link type of the first packet seen on each interface (flags bits 0-1).
+    seen: [Option<LinkType>; 4],
+}
+
+impl ErfReader {
+    pub(crate) fn new() -> Self {
+        ErfReader { seen: [None; 4] }
+    }
+
+    pub(crate) fn interfaces(&self) -> Vec<InterfaceDesc> {
+        // Interfaces are numbered by their flags bits, so list 0..=highest seen; one never
+        // seen in between is listed with no link type.
+        let n = self
+            .seen
+            .iter()
+            .rposition(|s| s.is_some())
+            .map_or(0, |i| i + 1);
+        (0..n)
+            .map(|i| {
+                let link = self.seen[i];
+                InterfaceDesc {
+                    link,
+                    linktype: link.map_or(0, |l| match l {
+                        LinkType::Ethernet => 1,
+                        _ => 101,
+                    }),
+                    fcs_len: link.map(|l| if l == LinkType::Ethernet { 4 } else { 0 }),
+                    snaplen: 0,
+                    name: None,
+                }
+            })
+            .collect()
+    }
+
+    pub(crate) fn next<'a>(
+        &mut self,
+        cur: &mut Cursor<'a>,
+        skipped: &mut SkipCounts,
+    ) -> Result<Option<Packet<'a>>, RecordError> {
+        loop {
+            let rest = cur.rest();
+            if rest.is_empty() {
+                return Ok(None);
+            }
+            let rec = parse(rest)?;
+            cur.offset += rec.rlen;
+            cur.records += 1;
+            match rec.ty {
+                TYPE_META => skipped.erf_meta += 1,
+                TYPE_PAD => skipped.erf_pad += 1,
+                ty => match link_of(ty) {
+                    None => skipped.count_erf_type(ty),
+                    Some(link) => {
+                        let iface = rec.flags & 0x03;
+                        let slot = &mut self.seen[usize::from(iface)];
+                        if slot.is_none() {
+                            *slot = Some(link);
+                        }
+                        return Ok(Some(Packet {
+                            ts: rec.ts,
+                            link,
+                            iface,
+                            wlen: u32::from(rec.wlen),
+                            lost_before: if is_colour(ty) { 0 } else { rec.lctr },
+                            data: rec.data,
+                        }));
+                    }
+                },
+            }
+        }
+    }
+}
