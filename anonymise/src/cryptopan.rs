@@ -25,12 +25,9 @@ use aes::Aes128Enc;
 
 use crate::key::Key;
 
-/// Blocks per `encrypt_blocks` call at most (about 7 KiB of scratch).
-const SCRATCH_BLOCKS: usize = 448;
-/// IPv4 addresses handled per chunk of the batch path.
-const V4_CHUNK: usize = 16;
-/// IPv6 addresses handled per chunk of the batch path.
-const V6_CHUNK: usize = 4;
+/// Blocks per `encrypt_blocks` call at most (8 KiB of scratch, in L1): a chunk of the batch
+/// path holds as many addresses as fit (32 IPv4 or 4 IPv6 addresses with the table).
+const SCRATCH_BLOCKS: usize = 512;
 /// Bits covered by the per-key table.
 const TABLE_BITS: u32 = 16;
 
@@ -193,7 +190,7 @@ impl CryptoPan {
     pub fn ipv4_batch(&self, addrs: &mut [u32], scratch: &mut Scratch) {
         let start: u32 = if self.table.is_some() { TABLE_BITS } else { 1 };
         let per = (32 - start) as usize;
-        for chunk in addrs.chunks_mut(V4_CHUNK) {
+        for chunk in addrs.chunks_mut(SCRATCH_BLOCKS / per) {
             let blocks = &mut scratch.blocks[..chunk.len() * per];
             for (a, out) in chunk.iter().zip(blocks.chunks_exact_mut(per)) {
                 let x = u128::from(*a) << 96;
@@ -224,7 +221,7 @@ impl CryptoPan {
     pub fn ipv6_batch(&self, addrs: &mut [u128], scratch: &mut Scratch) {
         let start: u32 = if self.table.is_some() { TABLE_BITS } else { 1 };
         let per = (128 - start) as usize;
-        for chunk in addrs.chunks_mut(V6_CHUNK) {
+        for chunk in addrs.chunks_mut(SCRATCH_BLOCKS / per) {
             let blocks = &mut scratch.blocks[..chunk.len() * per];
             for (a, out) in chunk.iter().zip(blocks.chunks_exact_mut(per)) {
                 for (j, b) in out.iter_mut().enumerate() {
