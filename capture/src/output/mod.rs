@@ -391,6 +391,8 @@ pub struct ErfWriter {
     next_seq: u32,
     files: Vec<PathBuf>,
     state: State,
+    /// Bytes kept free in each rotated file for its closing stats META record.
+    end_reserve: u64,
 }
 
 fn now_ts() -> Timestamp {
@@ -450,8 +452,16 @@ impl ErfWriter {
             next_seq: 1,
             files: Vec::new(),
             state: State::Running,
+            end_reserve: 0,
             cfg: config,
         };
+        if w.cfg.meta {
+            // The stats record has a fixed layout: its size does not depend on the counts.
+            let tlvs = w.stats_meta(&FileStats::default());
+            let mut rec = Vec::new();
+            w.end_reserve =
+                erf::encode_meta(&mut rec, Timestamp(0), HostId::default(), &tlvs) as u64;
+        }
         if let OutputTarget::File(p) = &w.cfg.target {
             let p = p.clone();
             w.open_at(p, None, None)?;
@@ -553,7 +563,8 @@ impl ErfWriter {
         if let Some(f) = &self.cur {
             if let OutputTarget::Directory { rotate_bytes, .. } = self.cfg.target {
                 let size = f.committed + self.len as u64;
-                let over_size = f.started && size + rec_len as u64 > rotate_bytes;
+                let over_size =
+                    f.started && size + rec_len as u64 + self.end_reserve > rotate_bytes;
                 let over_time = f.window_end_ns.is_some_and(|end| ts.to_unix_nanos() >= end);
                 let has_packets = self.stats.written.packets + self.pending.packets > 0;
                 if has_packets && (over_size || over_time) {
