@@ -31,6 +31,12 @@ const SCRATCH_BLOCKS: usize = 512;
 /// Bits covered by the per-key table.
 const TABLE_BITS: u32 = 16;
 
+/// Whether the `aes` crate found AES instructions on this CPU (AES-NI, VAES); if not, every
+/// path runs its constant-time software AES, correct but much slower.
+pub fn aes_hardware_accelerated() -> bool {
+    aes::hardware_accelerated()
+}
+
 /// Reusable block buffer for the batch paths (one per thread; no allocation per call).
 #[derive(Clone)]
 pub struct Scratch {
