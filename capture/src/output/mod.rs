@@ -657,8 +657,10 @@ impl ErfWriter {
             self.state = State::Stopped;
             return Err(io_err(&path)(t));
         }
+        // On a full disk the sidecar may not fit: the ERF file is renamed before its sidecar
+        // is written, so it stays valid; the sidecar error is not what the caller must see.
         if full && self.cfg.on_full_disk == FullDiskPolicy::DropAndResume {
-            close?;
+            let _ = close;
             self.apply_retention();
             self.state = State::Suspended {
                 next_check: Instant::now(),
@@ -666,7 +668,9 @@ impl ErfWriter {
             return Ok(());
         }
         self.state = State::Stopped;
-        close?;
+        if !full {
+            close?;
+        }
         if full {
             Err(OutputError::DiskFull { path })
         } else {
