@@ -23,6 +23,7 @@
 use aes::cipher::{Array, BlockCipherEncrypt, KeyInit};
 use aes::Aes128Enc;
 
+use crate::kernel::Vaes512;
 use crate::key::Key;
 
 /// Blocks per `encrypt_blocks` call at most (8 KiB of scratch, in L1): a chunk of the batch
@@ -79,23 +80,35 @@ pub struct CryptoPan {
     pad: u128,
     /// `pad & !prefix_mask(i)` for i in 0..=128.
     pad_tail: Box<[u128; 129]>,
-    /// One-time-pad bit 0 (the same for every address).
-    bit0: u8,
+    /// `prefix_mask(i)` in wire byte order, as native integers (for the batch path).
+    masks_ne: Box<[u128; 129]>,
+    /// `pad_tail[i]` in wire byte order, as native integers (for the batch path).
+    pad_tail_ne: Box<[u128; 129]>,
     /// Output bits 0..16 (as a u16) for each input /16, if built.
     table: Option<Box<[u16]>>,
+    /// The VAES-512 bulk kernel, if this CPU has it and it was asked for.
+    kernel: Option<Vaes512>,
 }
 
 impl std::fmt::Debug for CryptoPan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CryptoPan")
             .field("table", &self.table.is_some())
+            .field("vaes512_kernel", &self.kernel.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl CryptoPan {
-    /// Prepares Crypto-PAn for `key`, building the /16 table if `table` is true.
+    /// Prepares Crypto-PAn for `key`, building the /16 table if `table` is true, with the
+    /// VAES-512 kernel where the CPU has it.
     pub fn new(key: &Key, table: bool) -> CryptoPan {
+        CryptoPan::with_kernel(key, table, true)
+    }
+
+    /// As [`Self::new`]; `kernel: false` makes every bulk call go through the `aes` crate's
+    /// `encrypt_blocks` instead of the VAES-512 kernel (tests compare the two).
+    pub fn with_kernel(key: &Key, table: bool, kernel: bool) -> CryptoPan {
         let bytes = key.as_bytes();
         let k: [u8; 16] = bytes[..16].try_into().expect("16 of 32 bytes");
         let cipher = Aes128Enc::new(&Array::from(k));
@@ -103,21 +116,42 @@ impl CryptoPan {
         cipher.encrypt_block(&mut pad_block);
         let pad = u128::from_be_bytes(pad_block.into());
         let mut pad_tail = Box::new([0u128; 129]);
-        for (i, t) in pad_tail.iter_mut().enumerate() {
-            *t = pad & !prefix_mask(i as u32);
+        let mut masks_ne = Box::new([0u128; 129]);
+        let mut pad_tail_ne = Box::new([0u128; 129]);
+        for i in 0..129 {
+            pad_tail[i] = pad & !prefix_mask(i as u32);
+            masks_ne[i] = u128::from_ne_bytes(prefix_mask(i as u32).to_be_bytes());
+            pad_tail_ne[i] = u128::from_ne_bytes(pad_tail[i].to_be_bytes());
         }
         let mut cp = CryptoPan {
             cipher,
             pad,
             pad_tail,
-            bit0: 0,
+            masks_ne,
+            pad_tail_ne,
             table: None,
+            kernel: if kernel { Vaes512::new(&k) } else { None },
         };
-        cp.bit0 = cp.encrypt_msb(pad);
         if table {
             cp.table = Some(cp.build_table());
         }
         cp
+    }
+
+    /// Whether the VAES-512 kernel is in use.
+    pub fn has_kernel(&self) -> bool {
+        self.kernel.is_some()
+    }
+
+    /// Encrypts blocks in bulk with the kernel or the `aes` crate.
+    #[inline]
+    fn encrypt_many(&self, blocks: &mut [[u8; 16]]) {
+        match &self.kernel {
+            Some(k) => k.encrypt_blocks(blocks),
+            None => self
+                .cipher
+                .encrypt_blocks(Array::cast_slice_from_core_mut(blocks)),
+        }
     }
 
     /// Whether the /16 table is in use.
@@ -150,8 +184,7 @@ impl CryptoPan {
                         .unwrap_or(0);
                     *b = (prefix | self.pad_tail[i as usize]).to_be_bytes();
                 }
-                self.cipher
-                    .encrypt_blocks(Array::cast_slice_from_core_mut(&mut blocks[..n]));
+                self.encrypt_many(&mut blocks[..n]);
                 for (k, b) in blocks[..n].iter().enumerate() {
                     bits[base + p + k] = b[0] >> 7;
                 }
@@ -194,30 +227,50 @@ impl CryptoPan {
     /// Batch path for IPv4: anonymises every address of `addrs` in place (host-order `u32`,
     /// i.e. `u32::from_be_bytes` of the wire bytes). Same output as [`Self::reference_ipv4`].
     pub fn ipv4_batch(&self, addrs: &mut [u32], scratch: &mut Scratch) {
-        let start: u32 = if self.table.is_some() { TABLE_BITS } else { 1 };
-        let per = (32 - start) as usize;
+        let start = if self.table.is_some() { TABLE_BITS } else { 0 } as usize;
+        let per = 32 - start;
+        if let Some(k) = &self.kernel {
+            let mut wide = [0u128; 32];
+            let mut otps = [0u128; 32];
+            for chunk in addrs.chunks_mut(32) {
+                let n = chunk.len();
+                for (w, a) in wide.iter_mut().zip(chunk.iter()) {
+                    *w = u128::from_ne_bytes((u128::from(*a) << 96).to_be_bytes());
+                }
+                k.cryptopan_otps(
+                    &wide[..n],
+                    &self.masks_ne[start..],
+                    &self.pad_tail_ne[start..],
+                    per,
+                    &mut otps[..n],
+                );
+                for (a, &otp) in chunk.iter_mut().zip(otps.iter()) {
+                    let otp = otp as u32;
+                    *a = match &self.table {
+                        Some(t) => {
+                            (u32::from(t[(*a >> 16) as usize]) << 16) | ((*a & 0xffff) ^ otp)
+                        }
+                        None => *a ^ otp,
+                    };
+                }
+            }
+            return;
+        }
+        let mut bits = [0u8; 4];
         for chunk in addrs.chunks_mut(SCRATCH_BLOCKS / per) {
             let blocks = &mut scratch.blocks[..chunk.len() * per];
             for (a, out) in chunk.iter().zip(blocks.chunks_exact_mut(per)) {
-                let x = u128::from(*a) << 96;
-                for (j, b) in out.iter_mut().enumerate() {
-                    let i = start as usize + j;
-                    *b = ((x & prefix_mask(i as u32)) | self.pad_tail[i]).to_be_bytes();
-                }
+                let x = u128::from_ne_bytes((u128::from(*a) << 96).to_be_bytes());
+                self.build_blocks(x, start, out);
             }
-            self.cipher
-                .encrypt_blocks(Array::cast_slice_from_core_mut(blocks));
+            self.encrypt_many(blocks);
             for (a, out) in chunk.iter_mut().zip(blocks.chunks_exact(per)) {
-                let mut otp = 0u32;
-                for b in out {
-                    otp = (otp << 1) | u32::from(b[0] >> 7);
-                }
-                let high = match &self.table {
-                    Some(t) => u32::from(t[(*a >> 16) as usize]) << 16,
-                    None => ((*a >> 31) ^ u32::from(self.bit0)) << 31,
+                collect_msbs(out, &mut bits[4 - per / 8..]);
+                let otp = u32::from_be_bytes(bits);
+                *a = match &self.table {
+                    Some(t) => (u32::from(t[(*a >> 16) as usize]) << 16) | ((*a & 0xffff) ^ otp),
+                    None => *a ^ otp,
                 };
-                let low_mask = (1u32 << per) - 1;
-                *a = high | ((*a & low_mask) ^ otp);
             }
         }
     }
@@ -225,31 +278,78 @@ impl CryptoPan {
     /// Batch path for IPv6: anonymises every address (`u128::from_be_bytes` of the wire bytes)
     /// in place. Same output as [`Self::reference_ipv6`].
     pub fn ipv6_batch(&self, addrs: &mut [u128], scratch: &mut Scratch) {
-        let start: u32 = if self.table.is_some() { TABLE_BITS } else { 1 };
-        let per = (128 - start) as usize;
+        let start = if self.table.is_some() { TABLE_BITS } else { 0 } as usize;
+        let per = 128 - start;
+        if let Some(k) = &self.kernel {
+            let mut wide = [0u128; 8];
+            let mut otps = [0u128; 8];
+            for chunk in addrs.chunks_mut(8) {
+                let n = chunk.len();
+                for (w, a) in wide.iter_mut().zip(chunk.iter()) {
+                    *w = u128::from_ne_bytes(a.to_be_bytes());
+                }
+                k.cryptopan_otps(
+                    &wide[..n],
+                    &self.masks_ne[start..],
+                    &self.pad_tail_ne[start..],
+                    per,
+                    &mut otps[..n],
+                );
+                for (a, &otp) in chunk.iter_mut().zip(otps.iter()) {
+                    *a = match &self.table {
+                        Some(t) => {
+                            (u128::from(t[(*a >> 112) as usize]) << 112)
+                                | ((*a & (u128::MAX >> 16)) ^ otp)
+                        }
+                        None => *a ^ otp,
+                    };
+                }
+            }
+            return;
+        }
+        let mut bits = [0u8; 16];
         for chunk in addrs.chunks_mut(SCRATCH_BLOCKS / per) {
             let blocks = &mut scratch.blocks[..chunk.len() * per];
             for (a, out) in chunk.iter().zip(blocks.chunks_exact_mut(per)) {
-                for (j, b) in out.iter_mut().enumerate() {
-                    let i = start as usize + j;
-                    *b = ((*a & prefix_mask(i as u32)) | self.pad_tail[i]).to_be_bytes();
-                }
+                self.build_blocks(u128::from_ne_bytes(a.to_be_bytes()), start, out);
             }
-            self.cipher
-                .encrypt_blocks(Array::cast_slice_from_core_mut(blocks));
+            self.encrypt_many(blocks);
             for (a, out) in chunk.iter_mut().zip(blocks.chunks_exact(per)) {
-                let mut otp = 0u128;
-                for b in out {
-                    otp = (otp << 1) | u128::from(b[0] >> 7);
-                }
-                let high = match &self.table {
-                    Some(t) => u128::from(t[(*a >> 112) as usize]) << 112,
-                    None => ((*a >> 127) ^ u128::from(self.bit0)) << 127,
+                collect_msbs(out, &mut bits[16 - per / 8..]);
+                let otp = u128::from_be_bytes(bits);
+                *a = match &self.table {
+                    Some(t) => {
+                        (u128::from(t[(*a >> 112) as usize]) << 112)
+                            | ((*a & (u128::MAX >> 16)) ^ otp)
+                    }
+                    None => *a ^ otp,
                 };
-                let low_mask = (1u128 << per) - 1;
-                *a = high | ((*a & low_mask) ^ otp);
             }
         }
+    }
+
+    /// Blocks `start..start + out.len()` of one address given in wire order as a native
+    /// integer (`u128::from_ne_bytes` of the 16 block bytes): no byte swapping per block.
+    #[inline(always)]
+    fn build_blocks(&self, x: u128, start: usize, out: &mut [[u8; 16]]) {
+        let masks = &self.masks_ne[start..start + out.len()];
+        let pads = &self.pad_tail_ne[start..start + out.len()];
+        for ((b, m), p) in out.iter_mut().zip(masks).zip(pads) {
+            *b = ((x & m) | p).to_ne_bytes();
+        }
+    }
+}
+
+/// Packs the most significant bit of byte 0 of each block, 8 blocks per output byte (first
+/// block in the byte's top bit). The bytes are independent, so no long dependency chain.
+#[inline(always)]
+fn collect_msbs(blocks: &[[u8; 16]], out: &mut [u8]) {
+    for (o, group) in out.iter_mut().zip(blocks.chunks_exact(8)) {
+        let mut v = 0u8;
+        for (k, b) in group.iter().enumerate() {
+            v |= (b[0] & 0x80) >> k;
+        }
+        *o = v;
     }
 }
 

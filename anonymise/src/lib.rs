@@ -23,6 +23,7 @@ pub trait AddressMapper {
 pub mod cache;
 pub mod cryptopan;
 pub mod ipcrypt;
+pub mod kernel;
 pub mod key;
 pub mod policy;
 
@@ -43,11 +44,17 @@ const CHUNK: usize = 256;
 pub struct Options {
     /// Build the per-key table of the first 16 Crypto-PAn output bits of every /16 (128 KiB).
     pub table: bool,
+    /// Use the VAES-512 bulk kernel where the CPU has it (otherwise the `aes` crate's
+    /// `encrypt_blocks`, which selects VAES or AES-NI itself).
+    pub kernel: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { table: true }
+        Options {
+            table: true,
+            kernel: true,
+        }
     }
 }
 
@@ -89,7 +96,11 @@ impl Prepared {
         Arc::new(Prepared {
             policy: policy.clone(),
             fingerprint: key.fingerprint(),
-            cryptopan: CryptoPan::new(key, options.table && policy.uses_cryptopan()),
+            cryptopan: CryptoPan::with_kernel(
+                key,
+                options.table && policy.uses_cryptopan(),
+                options.kernel,
+            ),
             scramble4: Feistel32::new(&s4),
             scramble6: Deterministic::new(&s6),
             pfx: Pfx::new(&pfx),

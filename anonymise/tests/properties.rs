@@ -94,13 +94,13 @@ fn fast_paths_equal_the_reference_ipv4() {
     }
     let want: Vec<u32> = addrs.iter().map(|&a| reference.reference_ipv4(a)).collect();
     let mut scratch = Scratch::default();
-    for table in [false, true] {
-        let cp = CryptoPan::new(&k, table);
+    for (table, kernel) in [(false, false), (false, true), (true, false), (true, true)] {
+        let cp = CryptoPan::with_kernel(&k, table, kernel);
         let mut v = addrs.clone();
         cp.ipv4_batch(&mut v, &mut scratch);
-        assert!(v == want, "batch path, table={table}");
+        assert!(v == want, "batch path, table={table} kernel={kernel}");
         for cache in [0, 1 << 12] {
-            let prep = Prepared::with_options(&k, &Policy::cryptopan(), Options { table });
+            let prep = Prepared::with_options(&k, &Policy::cryptopan(), Options { table, kernel });
             let mut a = Anonymiser::from_prepared(prep, cache);
             let mut bytes: Vec<[u8; 4]> = addrs.iter().map(|a| a.to_be_bytes()).collect();
             // Uneven batch sizes.
@@ -114,7 +114,10 @@ fn fast_paths_equal_the_reference_ipv4() {
                 size = size * 3 % 1000 + 1;
             }
             let got: Vec<u32> = bytes.iter().map(|b| u32::from_be_bytes(*b)).collect();
-            assert!(got == want, "anonymiser table={table} cache={cache}");
+            assert!(
+                got == want,
+                "anonymiser table={table} kernel={kernel} cache={cache}"
+            );
         }
     }
 }
@@ -134,20 +137,23 @@ fn fast_paths_equal_the_reference_ipv6() {
     }
     let want: Vec<u128> = addrs.iter().map(|&a| reference.reference_ipv6(a)).collect();
     let mut scratch = Scratch::default();
-    for table in [false, true] {
-        let cp = CryptoPan::new(&k, table);
+    for (table, kernel) in [(false, false), (false, true), (true, false), (true, true)] {
+        let cp = CryptoPan::with_kernel(&k, table, kernel);
         let mut v = addrs.clone();
         cp.ipv6_batch(&mut v, &mut scratch);
-        assert!(v == want, "batch path, table={table}");
+        assert!(v == want, "batch path, table={table} kernel={kernel}");
         for cache in [0, 1 << 10] {
-            let prep = Prepared::with_options(&k, &Policy::cryptopan(), Options { table });
+            let prep = Prepared::with_options(&k, &Policy::cryptopan(), Options { table, kernel });
             let mut a = Anonymiser::from_prepared(prep, cache);
             let mut bytes: Vec<[u8; 16]> = addrs.iter().map(|a| a.to_be_bytes()).collect();
             for chunk in bytes.chunks_mut(333) {
                 a.map_ipv6_batch(chunk);
             }
             let got: Vec<u128> = bytes.iter().map(|b| u128::from_be_bytes(*b)).collect();
-            assert!(got == want, "anonymiser table={table} cache={cache}");
+            assert!(
+                got == want,
+                "anonymiser table={table} kernel={kernel} cache={cache}"
+            );
         }
     }
 }

@@ -25,13 +25,21 @@ fn ip(s: &str) -> IpAddr {
 
 /// Checks (original, expected) pairs under one key with every path.
 fn check_pairs(key: &Key, pairs: &[(IpAddr, IpAddr)]) -> usize {
-    let plain = CryptoPan::new(key, false);
+    let plain = CryptoPan::with_kernel(key, false, false);
     let tabled = CryptoPan::new(key, true);
+    let untabled_kernel = CryptoPan::new(key, false);
     let mut scratch = Scratch::default();
     let policy = Policy::cryptopan();
     let mut cached = Anonymiser::new(key, &policy, 1 << 10);
     let mut uncached = Anonymiser::from_prepared(
-        Prepared::with_options(key, &policy, Options { table: false }),
+        Prepared::with_options(
+            key,
+            &policy,
+            Options {
+                table: false,
+                kernel: false,
+            },
+        ),
         0,
     );
     let mut n = 0;
@@ -41,7 +49,7 @@ fn check_pairs(key: &Key, pairs: &[(IpAddr, IpAddr)]) -> usize {
                 let o = u32::from(o);
                 let w = u32::from(w);
                 assert_eq!(plain.reference_ipv4(o), w, "reference {orig}");
-                for cp in [&plain, &tabled] {
+                for cp in [&plain, &tabled, &untabled_kernel] {
                     let mut v = [o];
                     cp.ipv4_batch(&mut v, &mut scratch);
                     assert_eq!(v[0], w, "batch {orig} table={}", cp.has_table());
@@ -55,7 +63,7 @@ fn check_pairs(key: &Key, pairs: &[(IpAddr, IpAddr)]) -> usize {
                 let o = u128::from(o);
                 let w = u128::from(w);
                 assert_eq!(plain.reference_ipv6(o), w, "reference {orig}");
-                for cp in [&plain, &tabled] {
+                for cp in [&plain, &tabled, &untabled_kernel] {
                     let mut v = [o];
                     cp.ipv6_batch(&mut v, &mut scratch);
                     assert_eq!(v[0], w, "batch {orig} table={}", cp.has_table());
