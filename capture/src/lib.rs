@@ -15,6 +15,8 @@
 pub mod dag;
 pub mod erf;
 pub mod input;
+#[cfg(feature = "live")]
+pub mod live;
 pub mod offline;
 pub mod output;
 pub mod packet;
