@@ -33,7 +33,9 @@ impl Rng {
 /// `n` uniformly random IPv4 addresses.
 pub fn uniform_v4(n: usize, seed: u64) -> Vec<[u8; 4]> {
     let mut r = Rng(seed);
-    (0..n).map(|_| (r.next_u64() as u32).to_be_bytes()).collect()
+    (0..n)
+        .map(|_| (r.next_u64() as u32).to_be_bytes())
+        .collect()
 }
 
 /// `n` uniformly random IPv6 addresses.
@@ -77,10 +79,16 @@ impl Zipf {
 /// and popularity ranks are shuffled so rank does not follow the prefix.
 pub fn trace_like_v4(n: usize, distinct: usize, s: f64, seed: u64) -> Vec<[u8; 4]> {
     let mut r = Rng(seed);
-    let slash16: Vec<u32> = (0..256).map(|_| (r.next_u64() as u32) & 0xffff_0000).collect();
+    let slash16: Vec<u32> = (0..256)
+        .map(|_| (r.next_u64() as u32) & 0xffff_0000)
+        .collect();
     let slash24: Vec<Vec<u32>> = slash16
         .iter()
-        .map(|&p| (0..64).map(|_| p | ((r.next_u64() as u32) & 0xff00)).collect())
+        .map(|&p| {
+            (0..64)
+                .map(|_| p | ((r.next_u64() as u32) & 0xff00))
+                .collect()
+        })
         .collect();
     let pick16 = Zipf::new(slash16.len(), 1.0);
     let pick24 = Zipf::new(64, 1.0);
