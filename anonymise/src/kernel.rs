@@ -9,8 +9,8 @@
 //!
 //! It is not an AES implementation: the round keys come from the AES-NI key-generation
 //! instruction and every round is the CPU's `vaesenc`. Tests compare it with the `aes` crate on
-//! random keys and blocks. [`Vaes512::new`] returns `None` unless the CPU has AVX-512F, VAES
-//! and AES-NI, so every method may rely on them.
+//! random keys and blocks. [`Vaes512::new`] returns `None` unless the CPU has AVX-512F, VAES,
+//! AES-NI and BMI2, so every method may rely on them.
 #![allow(unsafe_code)]
 
 #[cfg(target_arch = "x86_64")]
@@ -30,13 +30,14 @@ impl Drop for Vaes512 {
 }
 
 impl Vaes512 {
-    /// The kernel for `key`, or `None` if this CPU lacks AVX-512F, VAES or AES-NI.
+    /// The kernel for `key`, or `None` if this CPU lacks AVX-512F, VAES, AES-NI or BMI2.
     pub fn new(key: &[u8; 16]) -> Option<Vaes512> {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("vaes")
                 && std::arch::is_x86_feature_detected!("aes")
+                && std::arch::is_x86_feature_detected!("bmi2")
             {
                 // SAFETY: AES-NI (and SSE2, part of x86_64) was detected just above.
                 let round_keys = unsafe { expand_key(key) };
@@ -50,7 +51,7 @@ impl Vaes512 {
     /// Encrypts every block in place (ECB, AES-128).
     pub fn encrypt_blocks(&self, blocks: &mut [[u8; 16]]) {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: a `Vaes512` exists only if `new` detected AVX-512F, VAES and AES-NI.
+        // SAFETY: a `Vaes512` exists only if `new` detected AVX-512F, VAES, AES-NI and BMI2.
         unsafe {
             encrypt_vaes512(&self.round_keys, blocks)
         }
@@ -68,8 +69,9 @@ impl Vaes512 {
     /// `(a & masks[j]) | pads[j]`; bit `per - 1 - j` of `otps[a]` is the most significant bit of
     /// byte 0 of its encryption. Blocks are built, encrypted and reduced to bits in registers.
     ///
-    /// `per` is a multiple of 4 and at most 128; `masks` and `pads` hold at least `per` entries;
-    /// `otps` is as long as `addrs`. Otherwise this panics.
+    /// `per` is a multiple of 16 and at most 128; `masks` and `pads` hold at least `per`
+    /// entries; `otps` is as long as `addrs`; `addrs.len() * per` is at most [`MAX_OTP_BITS`].
+    /// Otherwise this panics.
     pub fn cryptopan_otps(
         &self,
         addrs: &[u128],
@@ -78,10 +80,11 @@ impl Vaes512 {
         per: usize,
         otps: &mut [u128],
     ) {
-        assert!(per.is_multiple_of(4) && per > 0 && per <= 128);
+        assert!(per.is_multiple_of(16) && per > 0 && per <= 128);
         assert!(masks.len() >= per && pads.len() >= per && otps.len() == addrs.len());
+        assert!(addrs.len() * per <= MAX_OTP_BITS);
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: a `Vaes512` exists only if `new` detected AVX-512F, VAES and AES-NI; the
+        // SAFETY: a `Vaes512` exists only if `new` detected AVX-512F, VAES, AES-NI and BMI2; the
         // lengths the kernel relies on were asserted above.
         unsafe {
             otps_vaes512(&self.round_keys, addrs, masks, pads, per, otps)
@@ -89,8 +92,11 @@ impl Vaes512 {
     }
 }
 
+/// Most one-time-pad bits one call of the fused kernel produces (`addrs.len() * per`).
+pub const MAX_OTP_BITS: usize = 1024;
+
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,vaes,aes,sse2")]
+#[target_feature(enable = "avx512f,vaes,aes,bmi2,sse2")]
 unsafe fn otps_vaes512(
     rk: &[[u8; 16]; 11],
     addrs: &[u128],
@@ -109,20 +115,18 @@ unsafe fn otps_vaes512(
     let sel = _mm512_set_epi32(0, 0, 0, 0x80, 0, 0, 0, 0x80, 0, 0, 0, 0x80, 0, 0, 0, 0x80);
     let quads = per / 4;
     let total = addrs.len() * quads;
-    for o in otps.iter_mut() {
-        *o = 0;
-    }
+    // The bits of all blocks in stream order, least significant first: 32 blocks per word.
+    let mut stream = [0u32; MAX_OTP_BITS / 32];
     let (mut ai, mut q) = (0usize, 0usize);
-    let mut v = 0;
-    while v < total {
-        let n = (total - v).min(LANES);
+    for (g, word) in stream.iter_mut().enumerate().take(total.div_ceil(LANES)) {
+        let n = (total - g * LANES).min(LANES);
         let mut x = [_mm512_setzero_si512(); LANES];
-        let mut at = [(0usize, 0usize); LANES];
-        for l in 0..n {
-            // SAFETY: ai < addrs.len() because v + l < total; 16 bytes of a u128 are readable.
+        for r in x.iter_mut().take(n) {
+            // SAFETY: ai < addrs.len() because this quad's index is below `total`; a u128 is
+            // 16 readable bytes.
             let a = unsafe { _mm_loadu_si128((&addrs[ai] as *const u128).cast()) };
-            // SAFETY: 4q + 4 <= per <= masks.len(), pads.len() (asserted by the caller):
-            // the 64 bytes from entry 4q are inside each slice.
+            // SAFETY: 4q + 4 <= per <= masks.len(), pads.len() (asserted by the caller): the
+            // 64 bytes from entry 4q are inside each slice.
             let (m, p) = unsafe {
                 (
                     _mm512_loadu_si512(masks.as_ptr().add(4 * q).cast()),
@@ -130,8 +134,7 @@ unsafe fn otps_vaes512(
                 )
             };
             let blocks = _mm512_ternarylogic_epi64::<0xea>(_mm512_broadcast_i32x4(a), m, p);
-            x[l] = _mm512_xor_si512(blocks, k512[0]);
-            at[l] = (ai, q);
+            *r = _mm512_xor_si512(blocks, k512[0]);
             q += 1;
             if q == quads {
                 q = 0;
@@ -143,17 +146,24 @@ unsafe fn otps_vaes512(
                 *r = _mm512_aesenc_epi128(*r, *key);
             }
         }
-        for l in 0..n {
-            let out = _mm512_aesenclast_epi128(x[l], k512[10]);
+        let mut w = 0u32;
+        for (l, r) in x.iter().enumerate().take(n) {
+            let out = _mm512_aesenclast_epi128(*r, k512[10]);
             let m = u32::from(_mm512_test_epi32_mask(out, sel));
-            let bits = (m & 1) | ((m >> 3) & 2) | ((m >> 6) & 4) | ((m >> 9) & 8);
-            let (i, qi) = at[l];
-            otps[i] |= u128::from(bits) << (4 * qi);
+            w |= _pext_u32(m, 0x1111) << (4 * l);
         }
-        v += n;
+        *word = w;
     }
-    for o in otps.iter_mut() {
-        *o = o.reverse_bits() >> (128 - per);
+    // Address i's bits start at bit i * per of the stream, a multiple of 16.
+    let halves = per / 16;
+    for (i, o) in otps.iter_mut().enumerate() {
+        let mut acc = 0u128;
+        for t in 0..halves {
+            let h = i * halves + t;
+            let half = (stream[h / 2] >> (16 * (h % 2))) & 0xffff;
+            acc |= u128::from(half) << (16 * t);
+        }
+        *o = acc.reverse_bits() >> (128 - per);
     }
 }
 
