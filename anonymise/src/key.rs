@@ -256,9 +256,13 @@ impl Key {
                     }
                 }
             })?;
-        let werr = |source| KeyError::Write {
-            path: path.to_path_buf(),
-            source,
+        let werr = |source| {
+            // Leave no partial key behind.
+            let _ = std::fs::remove_file(path);
+            KeyError::Write {
+                path: path.to_path_buf(),
+                source,
+            }
         };
         // The umask may not clear group/other bits the way 0600 asks; make sure.
         file.set_permissions(std::fs::Permissions::from_mode(0o600))

@@ -73,6 +73,11 @@ fn addr_maps_mixed_input_as_the_vectors_say_and_reports_bad_lines() {
             }
         }
     }
+    // A very long line is one bad line, read without being stored.
+    line += 1;
+    input.push_str(&"1".repeat(100_000));
+    input.push('\n');
+    bad_lines.push(line);
     // Whitespace and CRLF around a good address are fine; the last line has no newline.
     input.push_str("  24.5.0.80\r\n24.5.0.80");
     want.push("100.9.15.210".parse().unwrap());

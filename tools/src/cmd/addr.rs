@@ -4,7 +4,8 @@
 //! address in canonical text form (RFC 5952 for IPv6). A line that is not an address is reported
 //! on standard error with its line number (never its content, which may hold an address) and
 //! skipped; processing goes on and the exit status is 1 at the end. Input is read and mapped in
-//! batches, in constant memory.
+//! batches, in constant memory (a line longer than 256 bytes is a bad line, read to its end
+//! without being stored).
 
 use std::io::{BufRead, BufWriter, Write};
 use std::net::IpAddr;
@@ -65,16 +66,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         v4.clear();
         v6.clear();
         while items.len() < BATCH {
-            line.clear();
-            let n = input
-                .read_until(b'\n', &mut line)
-                .context("cannot read standard input")?;
-            if n == 0 {
+            let Some(too_long) =
+                read_line_capped(&mut input, &mut line).context("cannot read standard input")?
+            else {
                 eof = true;
                 break;
-            }
+            };
             line_no += 1;
-            match parse(&line) {
+            let parsed = if too_long {
+                Err("line too long for an address")
+            } else {
+                parse(&line)
+            };
+            match parsed {
                 Ok(IpAddr::V4(a)) => {
                     v4.push(a.octets());
                     items.push(Item::V4);
@@ -113,6 +117,42 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Longest line kept: an address with surrounding whitespace is far shorter. Longer lines are
+/// read to their end without being stored, so memory stays constant.
+const MAX_LINE: usize = 256;
+
+/// Reads one line (without its newline) into `line`, keeping at most [`MAX_LINE`] bytes.
+/// `None` at the end of input, else whether the line was longer than that.
+fn read_line_capped(input: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<Option<bool>> {
+    line.clear();
+    let mut seen = false;
+    let mut too_long = false;
+    loop {
+        let buf = match input.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok(seen.then_some(too_long));
+        }
+        seen = true;
+        let (chunk, used, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..i], i + 1, true),
+            None => (buf, buf.len(), false),
+        };
+        let room = MAX_LINE.saturating_sub(line.len());
+        if chunk.len() > room {
+            too_long = true;
+        }
+        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        input.consume(used);
+        if done {
+            return Ok(Some(too_long));
+        }
+    }
 }
 
 fn parse(line: &[u8]) -> Result<IpAddr, &'static str> {
