@@ -199,3 +199,35 @@ fn scramble_and_pfx_batches_equal_one_at_a_time() {
         }
     }
 }
+
+/// A capture shares one prepared state between threads and moves one anonymiser into each.
+#[test]
+fn prepared_state_is_shared_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Prepared>();
+    send::<Anonymiser>();
+    let k = key(11);
+    let prep = Prepared::new(&k, &Policy::default());
+    let reference = CryptoPan::new(&k, false);
+    let handles: Vec<_> = (0..2u32)
+        .map(|t| {
+            let prep = prep.clone();
+            std::thread::spawn(move || {
+                let mut a = Anonymiser::from_prepared(prep, 1 << 10);
+                let mut v: Vec<[u8; 4]> = (0..1000u32)
+                    .map(|i| (0x0b00_0000 | (t << 16) | i).to_be_bytes())
+                    .collect();
+                a.map_ipv4_batch(&mut v);
+                v
+            })
+        })
+        .collect();
+    for (t, h) in handles.into_iter().enumerate() {
+        let v = h.join().unwrap();
+        for (i, out) in v.iter().enumerate() {
+            let orig = 0x0b00_0000 | ((t as u32) << 16) | i as u32;
+            assert_eq!(u32::from_be_bytes(*out), reference.reference_ipv4(orig));
+        }
+    }
+}
