@@ -146,16 +146,20 @@ impl Key {
 
     /// A key from 64 hexadecimal characters. `None` if the text is not exactly that.
     pub fn from_hex(text: &str) -> Option<Key> {
-        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
-        hex::decode_to_slice(text.as_bytes(), &mut bytes[..]).ok()?;
-        Some(Key::from_bytes(*bytes))
+        let mut key = Key {
+            bytes: [0u8; KEY_LEN],
+        };
+        hex::decode_to_slice(text.as_bytes(), &mut key.bytes).ok()?;
+        Some(key)
     }
 
     /// A new key from the operating system's random source.
     pub fn generate() -> Result<Key, KeyError> {
-        let mut bytes = [0u8; KEY_LEN];
-        getrandom::fill(&mut bytes).map_err(|e| KeyError::Random(e.to_string()))?;
-        Ok(Key { bytes })
+        let mut key = Key {
+            bytes: [0u8; KEY_LEN],
+        };
+        getrandom::fill(&mut key.bytes).map_err(|e| KeyError::Random(e.to_string()))?;
+        Ok(key)
     }
 
     /// The key bytes. Use them only to build ciphers; never print or log them.
@@ -201,10 +205,12 @@ impl Key {
                 path: owned(),
                 source,
             })?;
+        let mut key = Key {
+            bytes: [0u8; KEY_LEN],
+        };
         if buf.len() == KEY_LEN {
-            let mut bytes = [0u8; KEY_LEN];
-            bytes.copy_from_slice(&buf);
-            return Ok(Key { bytes });
+            key.bytes.copy_from_slice(&buf);
+            return Ok(key);
         }
         let mut text: &[u8] = &buf;
         while let Some((last, rest)) = text.split_last() {
@@ -228,12 +234,11 @@ impl Key {
                 position: pos + 1,
             });
         }
-        let mut bytes = [0u8; KEY_LEN];
-        hex::decode_to_slice(text, &mut bytes).map_err(|_| KeyError::Malformed {
+        hex::decode_to_slice(text, &mut key.bytes).map_err(|_| KeyError::Malformed {
             path: owned(),
             position: 1,
         })?;
-        Ok(Key { bytes })
+        Ok(key)
     }
 
     /// Writes the key to a new file as 64 hex characters and a newline, with mode 0600.
@@ -293,9 +298,11 @@ impl Key {
         let mut info = Vec::with_capacity(info::DATASET_PREFIX.len() + name.len());
         info.extend_from_slice(info::DATASET_PREFIX.as_bytes());
         info.extend_from_slice(name.as_bytes());
-        let mut out = [0u8; KEY_LEN];
-        self.expand(&info, &mut out);
-        Key { bytes: out }
+        let mut key = Key {
+            bytes: [0u8; KEY_LEN],
+        };
+        self.expand(&info, &mut key.bytes);
+        key
     }
 
     /// A subkey of `N` bytes for one algorithm: HKDF-SHA256 with `info` (see [`info`]).
