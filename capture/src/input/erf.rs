@@ -120,48 +120,29 @@ fn parse(rest: &[u8]) -> Result<Rec<'_>, RecordError> {
     })
 }
 
-/// Whether `bytes` starts like an ERF file: up to the first three records have plausible
-/// headers (type 1-48, rlen >= 16, timestamps after 1995 and not going back by more than a
-/// second), as libtrace's and Wireshark's probes require. A first record cut by the end of the
-/// file still counts, so that a truncated trace is reported as such.
+/// Whether `bytes` starts like an ERF file: its first record has a plausible header (type
+/// 1-48, flags bit 7 clear, rlen >= 16, a timestamp after 1995 unless it is PAD) and consistent
+/// framing, as libtrace's probe requires. A first record cut by the end of the file still
+/// counts, so that a truncated trace is reported as such; later records are checked when read,
+/// so that a corrupt record 2 is reported as a corrupt record, not as "not a trace".
 pub(crate) fn is_erf(bytes: &[u8]) -> bool {
-    let mut at = 0usize;
-    let mut first_secs: Option<u32> = None;
-    for i in 0..3 {
-        let rest = &bytes[at.min(bytes.len())..];
-        if rest.is_empty() {
-            return i > 0;
-        }
-        if rest.len() < HDR {
-            return i > 0;
-        }
-        let ty = rest[8] & 0x7f;
-        let rlen = usize::from(rd_u16(rest, 10, true));
-        let secs = (rd_u64(rest, 0, false) >> 32) as u32;
-        let flags = rest[9];
-        if ty == 0 || ty > MAX_TYPE || rlen < HDR || flags & 0x80 != 0 {
-            return false;
-        }
-        if ty != TYPE_PAD {
-            if secs < MIN_SECS {
-                return false;
-            }
-            match first_secs {
-                None => first_secs = Some(secs),
-                Some(f) if secs.saturating_add(1) < f => return false,
-                Some(_) => {}
-            }
-        }
-        if rlen > rest.len() {
-            // Cut by the end of the file: an ERF trace, truncated (reported when read).
-            return true;
-        }
-        if parse(rest).is_err() {
-            return false;
-        }
-        at += rlen;
+    if bytes.len() < HDR {
+        return false;
     }
-    true
+    let ty = bytes[8] & 0x7f;
+    let flags = bytes[9];
+    let rlen = usize::from(rd_u16(bytes, 10, true));
+    let secs = (rd_u64(bytes, 0, false) >> 32) as u32;
+    if ty == 0 || ty > MAX_TYPE || rlen < HDR || flags & 0x80 != 0 {
+        return false;
+    }
+    if ty != TYPE_PAD && secs < MIN_SECS {
+        return false;
+    }
+    match parse(bytes) {
+        Ok(_) | Err(RecordError::Truncated { .. }) => true,
+        Err(_) => false,
+    }
 }
 
 pub(crate) fn interfaces(bytes: &[u8]) -> Vec<InterfaceDesc> {

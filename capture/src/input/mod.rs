@@ -375,19 +375,7 @@ impl Trace {
             });
         }
         let map = map::map(&file).map_err(open_err)?;
-        let format = detect(&map).ok_or_else(|| InputError::NotATrace {
-            path: path.to_path_buf(),
-        })?;
-        let header_check = match format {
-            Format::Pcap => pcap::check_header(&map),
-            Format::PcapNg => pcapng::check_header(&map),
-            Format::Erf => Ok(()),
-        };
-        header_check.map_err(|reason| InputError::BadHeader {
-            path: path.to_path_buf(),
-            format,
-            reason,
-        })?;
+        let format = check(path, &map)?;
         Ok(Trace {
             path: Arc::from(path),
             map,
@@ -428,6 +416,29 @@ impl Trace {
             Format::Erf => erf::interfaces(&self.map),
         }
     }
+}
+
+/// Detects the format of `bytes` and checks its file header, as [`Trace::open`] does.
+fn check(path: &Path, bytes: &[u8]) -> Result<Format, InputError> {
+    if bytes.is_empty() {
+        return Err(InputError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    let format = detect(bytes).ok_or_else(|| InputError::NotATrace {
+        path: path.to_path_buf(),
+    })?;
+    let header_check = match format {
+        Format::Pcap => pcap::check_header(bytes),
+        Format::PcapNg => pcapng::check_header(bytes),
+        Format::Erf => Ok(()),
+    };
+    header_check.map_err(|reason| InputError::BadHeader {
+        path: path.to_path_buf(),
+        format,
+        reason,
+    })?;
+    Ok(format)
 }
 
 enum Reader<'a> {
@@ -485,6 +496,13 @@ impl<'a> Packets<'a> {
             skipped: SkipCounts::default(),
             delivered: 0,
         }
+    }
+
+    /// Reads a trace held in memory (e.g. by a fuzzer) exactly as [`Trace::open`] and
+    /// [`Trace::packets`] read a file; `path` names it in errors.
+    pub fn from_bytes(path: &Path, bytes: &'a [u8]) -> Result<Packets<'a>, InputError> {
+        let format = check(path, bytes)?;
+        Ok(Packets::new(Arc::from(path), bytes, format))
     }
 
     /// Records skipped so far: other link types, ERF META/PAD and other ERF types.
