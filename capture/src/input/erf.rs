@@ -1,10 +1,7 @@
 //! ERF input: a walk over ERF records (no file header; each record says its own length).
 //!
-//! Byte layout and rules from `docs/erf-format.md` (the project's ERF reference): 16-byte
-//! generic header (timestamp little-endian, everything else big-endian), extension headers
-//! while bit 7 of the type (then of each extension header) is set, a 2-byte subheader for the
-//! Ethernet family (2, 11, 16, 20), 4 bytes for the multichannel types, and
-//! `caplen = min(wlen, rlen - framing)`.
+//! Each record is checked and read through [`crate::erf::Record`] (`check_len`, then
+//! `framing_len`, `caplen = min(wlen, rlen - framing)`, `loss`), the project's ERF record view.
 //!
 //! Packets: Ethernet family -> [`LinkType::Ethernet`], IPv4 (22) -> [`LinkType::Ipv4`],
 //! IPv6 (23) -> [`LinkType::Ipv6`]. META (27) and PAD (48) are skipped (not packets), other
@@ -22,19 +19,6 @@ const TYPE_PAD: u8 = 48;
 const MAX_TYPE: u8 = 48;
 /// 1995-01-01, the earliest plausible ERF timestamp (libtrace's probe uses the same bound).
 const MIN_SECS: u32 = 0x2F05_39B0;
-
-/// The subheader length of a record type.
-fn subheader_len(ty: u8) -> usize {
-    match ty {
-        2 | 11 | 16 | 20 => 2,
-        5..=9 | 12 | 17 | 18 => 4,
-        _ => 0,
-    }
-}
-
-fn is_colour(ty: u8) -> bool {
-    matches!(ty, 10 | 11 | 15 | 16 | 17 | 19 | 20)
-}
 
 fn link_of(ty: u8) -> Option<LinkType> {
     match ty {
@@ -56,67 +40,31 @@ struct Rec<'a> {
     data: &'a [u8],
 }
 
-/// Parses the record at the start of `rest`.
+/// Parses the record at the start of `rest` with the record view of [`crate::erf`].
 fn parse(rest: &[u8]) -> Result<Rec<'_>, RecordError> {
-    if rest.len() < HDR {
-        return Err(RecordError::Truncated {
+    use crate::erf::{Record, RecordError as E};
+    let r = Record::new_checked(rest).map_err(|e| match e {
+        E::TruncatedHeader { available } => RecordError::Truncated {
             need: HDR as u64,
-            have: rest.len() as u64,
-        });
-    }
-    let ts = Timestamp(rd_u64(rest, 0, false));
-    let type_byte = rest[8];
-    let ty = type_byte & 0x7f;
-    let flags = rest[9];
-    let rlen = usize::from(rd_u16(rest, 10, true));
-    let lctr = rd_u16(rest, 12, true);
-    let wlen = rd_u16(rest, 14, true);
-    if rlen < HDR {
-        return Err(RecordError::Corrupt(format!(
-            "ERF record length {rlen} is below the 16-byte header"
-        )));
-    }
-    if ty == 0 {
-        return Err(RecordError::Corrupt("ERF record type 0".to_string()));
-    }
-    if rlen > rest.len() {
-        return Err(RecordError::Truncated {
-            need: rlen as u64,
-            have: rest.len() as u64,
-        });
-    }
-    let rec = &rest[..rlen];
-    let mut framing = HDR;
-    let mut more = type_byte & 0x80 != 0;
-    while more {
-        let Some(&b) = rec.get(framing) else {
-            return Err(RecordError::Corrupt(
-                "ERF extension headers run past the record length".to_string(),
-            ));
-        };
-        if framing + 8 > rlen {
-            return Err(RecordError::Corrupt(
-                "ERF extension headers run past the record length".to_string(),
-            ));
-        }
-        more = b & 0x80 != 0;
-        framing += 8;
-    }
-    framing += subheader_len(ty);
-    if framing > rlen {
-        return Err(RecordError::Corrupt(format!(
-            "ERF record length {rlen} is shorter than its headers ({framing} bytes)"
-        )));
-    }
-    let caplen = (rlen - framing).min(usize::from(wlen));
+            have: available as u64,
+        },
+        E::RlenPastEnd { rlen, available } => RecordError::Truncated {
+            need: u64::from(rlen),
+            have: available as u64,
+        },
+        other => RecordError::Corrupt(format!("ERF {other}")),
+    })?;
+    // After check_len no accessor panics, and framing + caplen <= rlen <= rest.len().
+    let start = r.framing_len();
+    let data = &rest[start..start + r.caplen()];
     Ok(Rec {
-        ts,
-        ty,
-        flags,
-        rlen,
-        lctr,
-        wlen,
-        data: &rec[framing..framing + caplen],
+        ts: r.ts_le(),
+        ty: r.type_byte() & 0x7f,
+        flags: r.flags(),
+        rlen: usize::from(r.rlen_be()),
+        lctr: r.loss().unwrap_or(0),
+        wlen: r.wlen_be(),
+        data,
     })
 }
 
@@ -221,7 +169,7 @@ impl ErfReader {
                             link,
                             iface,
                             wlen: u32::from(rec.wlen),
-                            lost_before: if is_colour(ty) { 0 } else { rec.lctr },
+                            lost_before: rec.lctr,
                             data: rec.data,
                         }));
                     }
