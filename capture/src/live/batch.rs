@@ -9,6 +9,7 @@
 //! ranges to the slot.
 
 use crate::packet::{FrameKind, Timestamp};
+use crate::stats::CutReason;
 use std::time::Instant;
 
 /// What the pipeline knows about one frame in a batch.
@@ -25,8 +26,12 @@ pub struct RecordInfo {
     /// End of the bytes to write, within the slot (set by the anonymiser).
     pub end: u16,
     /// The record kind to write; `None` until the anonymiser has made the frame safe, and for
-    /// frames the filter rejected. A record without a kind is never written.
+    /// frames the filter rejected or the rewriter dropped. A record without a kind is never
+    /// written.
     pub kind: Option<FrameKind>,
+    /// Why the rewriter cut the frame short of its headers (it is still written), or, for a
+    /// frame without a kind, why it dropped it (counted, not written).
+    pub cut: Option<CutReason>,
 }
 
 /// A fixed-capacity batch of frames from one (interface, queue) source.
@@ -107,6 +112,7 @@ impl Batch {
             start: 0,
             end: 0,
             kind: None,
+            cut: None,
         };
         self.len += 1;
         true

@@ -4,16 +4,21 @@
 //! - [`batch`]: fixed-size batches of frames, the unit passed between threads;
 //! - [`reorder`]: the timestamp merge of all sockets within a bounded window;
 //! - [`pipeline`]: the receive, anonymiser and writer threads, loss accounting, signals;
+//! - [`netns`]: the namespaces and veth pair of the demo and the tests;
 //! - [`sys`]: clocks (TAI to UTC), interface counters and queues, privileges.
 
 pub mod batch;
+pub mod netns;
 pub mod pipeline;
 pub mod reorder;
 pub mod sys;
 pub mod xsk;
 
+#[cfg(test)]
+mod tests;
+
 pub use pipeline::{
-    run, Control, FrameProcessor, LiveSummary, MetaFormat, PipelineConfig, PipelineError,
-    RecordSink, SinkError, Source, SourceSummary,
+    run, Control, LiveSummary, MetaFormat, PipelineConfig, PipelineError, Processed, RecordSink,
+    SinkError, SlotProcessor, Source, SourceSummary,
 };
 pub use xsk::{BindMode, XskConfig, XskError, XskQueue, XskStats};

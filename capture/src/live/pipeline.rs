@@ -21,18 +21,34 @@ use super::reorder::Merger;
 use super::sys;
 use super::xsk::{XskQueue, XskStats};
 use crate::packet::{FrameKind, Timestamp};
-use crate::stats::LossCause;
+use crate::stats::{CutReason, LossCause};
 use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender, TrySendError};
 use hdrhistogram::Histogram;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// What the processor made of one frame.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Processed {
+    /// Write `buf[..len]` as a record of `kind`; `cut` says why it was cut short, if it was.
+    Write {
+        /// Bytes to write, from the start of the slot.
+        len: usize,
+        /// The record kind.
+        kind: FrameKind,
+        /// Why the frame was cut short of its headers.
+        cut: Option<CutReason>,
+    },
+    /// Nothing of the frame is safe: count it, write nothing.
+    Drop(CutReason),
+}
+
 /// Makes a frame safe to write: the live path's view of the rewriter plus the anonymiser.
-pub trait FrameProcessor {
+pub trait SlotProcessor {
     /// Rewrites the frame held in `buf[..caplen]` (the slot may be longer) whose wire length is
-    /// `wlen`, and returns the range of `buf` to write and its record kind.
-    fn process(&mut self, buf: &mut [u8], caplen: usize, wlen: u32) -> (usize, usize, FrameKind);
+    /// `wlen`, leaving what to write at the start of `buf`.
+    fn process(&mut self, buf: &mut [u8], caplen: usize, wlen: u32) -> Processed;
 }
 
 /// An error a sink reports; it stops the capture.
@@ -52,6 +68,10 @@ pub trait RecordSink {
     ) -> Result<(), SinkError>;
     /// Records `n` frames of interface `iface` lost for `cause` since the last record.
     fn add_loss(&mut self, iface: u8, cause: LossCause, n: u64);
+    /// Counts a frame written cut short of its headers.
+    fn count_cut(&mut self, reason: CutReason);
+    /// Counts a frame the rewriter dropped whole.
+    fn count_dropped(&mut self, reason: CutReason);
     /// Closes the current file and starts the next one.
     fn rotate(&mut self) -> Result<(), SinkError>;
 }
@@ -389,7 +409,7 @@ fn rx_loop(
 }
 
 /// The anonymiser loop: makes every frame of every batch safe, or marks it filtered.
-fn anon_loop<P: FrameProcessor>(
+fn anon_loop<P: SlotProcessor>(
     mut proc: P,
     filter: Option<pcap::BpfProgram>,
     input: Receiver<Batch>,
@@ -410,11 +430,18 @@ fn anon_loop<P: FrameProcessor>(
                     continue;
                 }
             }
-            let (start, end, kind) = proc.process(slot, cap, info.wlen);
-            let end = end.min(slot.len());
-            info.start = start.min(end) as u16;
-            info.end = end as u16;
-            info.kind = Some(kind);
+            match proc.process(slot, cap, info.wlen) {
+                Processed::Write { len, kind, cut } => {
+                    info.start = 0;
+                    info.end = len.min(slot.len()).min(u16::MAX as usize) as u16;
+                    info.kind = Some(kind);
+                    info.cut = cut;
+                }
+                Processed::Drop(reason) => {
+                    info.kind = None;
+                    info.cut = Some(reason);
+                }
+            }
         }
         if filtered > 0 {
             if let Some(c) = counters.get(b.source) {
@@ -547,7 +574,7 @@ pub fn run<P, F>(
     before_drain: impl FnOnce(),
 ) -> Result<LiveSummary, PipelineError>
 where
-    P: FrameProcessor,
+    P: SlotProcessor,
     F: Fn(usize) -> P + Sync,
 {
     if sources.is_empty() || cfg.batch == 0 || cfg.slot == 0 || cfg.pool_batches == 0 {
@@ -714,7 +741,16 @@ where
                         if failure.is_some() {
                             return;
                         }
-                        match sink.write(r.ts, r.iface, r.kind, r.wlen, r.data) {
+                        let Some(kind) = r.kind else {
+                            if let Some(reason) = r.cut {
+                                sink.count_dropped(reason);
+                            }
+                            return;
+                        };
+                        if let Some(reason) = r.cut {
+                            sink.count_cut(reason);
+                        }
+                        match sink.write(r.ts, r.iface, kind, r.wlen, r.data) {
                             Ok(()) => written += 1,
                             Err(e) => failure = Some(PipelineError::Sink(e)),
                         }

@@ -12,6 +12,7 @@
 
 use super::batch::Batch;
 use crate::packet::{FrameKind, Timestamp};
+use crate::stats::CutReason;
 use std::collections::VecDeque;
 
 /// A reorder window over the batches of `n` sources.
@@ -36,8 +37,10 @@ pub struct Released<'a> {
     pub iface: u8,
     /// Its source (socket) index.
     pub source: usize,
-    /// Its record kind.
-    pub kind: FrameKind,
+    /// Its record kind; `None` for a frame the rewriter dropped (count it, write nothing).
+    pub kind: Option<FrameKind>,
+    /// Why the rewriter cut (or, without a kind, dropped) the frame.
+    pub cut: Option<CutReason>,
     /// Its length on the wire.
     pub wlen: u32,
     /// The bytes to write.
@@ -108,7 +111,7 @@ impl Merger {
                     self.held -= 1;
                     recycle(done);
                 }
-                Some(info) if info.kind.is_none() => self.pos[s] += 1,
+                Some(info) if info.kind.is_none() && info.cut.is_none() => self.pos[s] += 1,
                 Some(info) => return Some(info.ts),
             }
         }
@@ -158,10 +161,23 @@ impl Merger {
                     ts: info.ts,
                     iface: batch.iface,
                     source: s,
-                    kind,
+                    kind: Some(kind),
+                    cut: info.cut,
                     wlen: info.wlen,
                     data,
                     out_of_order: ooo,
+                });
+            } else if let Some(info) = batch.info(p) {
+                // Dropped by the rewriter: no bytes, only the count.
+                emit(Released {
+                    ts: info.ts,
+                    iface: batch.iface,
+                    source: s,
+                    kind: None,
+                    cut: info.cut,
+                    wlen: info.wlen,
+                    data: &[],
+                    out_of_order: false,
                 });
             }
             self.pos[s] += 1;
