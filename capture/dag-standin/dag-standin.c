@@ -466,9 +466,9 @@ static uint64_t visible_bytes(const struct standin_stream *s)
 	if (avail <= limit)
 		return avail;
 	uint64_t n = 0;
-	while (n + ERF_HEADER <= avail) {
+	while (n + ERF_HEADER <= avail && n + ERF_HEADER <= limit) {
 		uint16_t rlen = be16(s->buf + start + n + 10);
-		if (n + rlen > limit)
+		if (rlen < ERF_HEADER || n + rlen > limit)
 			break;
 		n += rlen;
 	}
