@@ -170,3 +170,37 @@ fn live_policy_drops_counts_and_resumes_when_space_returns() {
     assert_eq!(sum.totals.written.packets, kept + 100);
     let _ = std::fs::remove_file(saved);
 }
+
+#[test]
+fn live_policy_on_a_single_file_continues_in_a_numbered_file() {
+    let fs = Tmpfs::mount("64k");
+    let path = fs.path().join("live.erf");
+    let mut cfg = OutputConfig::new(OutputTarget::File(path.clone()), run_info(1));
+    cfg.buffer_bytes = 5000;
+    cfg.on_full_disk = FullDiskPolicy::DropAndResume;
+    cfg.resume_free_bytes = Some(32 * 1024);
+    cfg.sidecar = false;
+    let mut w = ErfWriter::create(cfg).unwrap();
+    let s = samples(2100, START_NS, 1000);
+    for p in &s[..2000] {
+        w.write_packet(p.ts, 0, p.kind, p.wlen, &p.data).unwrap();
+    }
+    let kept = assert_whole_and_readable(&path) as u64;
+    let saved = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    for p in &s[2000..] {
+        w.write_packet(p.ts, 0, p.kind, p.wlen, &p.data).unwrap();
+    }
+    let sum = w.finish().unwrap();
+    let next = fs.path().join("live-0002.erf");
+    assert_eq!(sum.files, vec![path.clone(), next.clone()]);
+    assert_eq!(assert_whole_and_readable(&next), 100);
+    let rows = own_rows(&next);
+    assert_eq!(
+        rows[0].lctr as u64 + kept + 100,
+        2100,
+        "the gap's losses are in the first record after it"
+    );
+    assert!(!saved.is_empty());
+}

@@ -715,15 +715,19 @@ impl ErfWriter {
     }
 
     fn open_for(&mut self, ts: Timestamp) -> Result<(), OutputError> {
-        let OutputTarget::Directory {
-            dir,
-            rotate_interval,
-            ..
-        } = &self.cfg.target
-        else {
-            return Err(OutputError::Stopped);
+        let (dir, rotate_interval) = match &self.cfg.target {
+            OutputTarget::Directory {
+                dir,
+                rotate_interval,
+                ..
+            } => (dir.clone(), *rotate_interval),
+            OutputTarget::File(p) => {
+                // A single file closed by a full disk (DropAndResume): the rest of the run
+                // goes to `<stem>-0002.erf`, `<stem>-0003.erf`... beside it.
+                let p = p.clone();
+                return self.open_next_single(&p);
+            }
         };
-        let dir = dir.clone();
         let (name_time, window_end) = match rotate_interval {
             Some(iv) => {
                 let iv = iv.as_nanos().min(u64::MAX as u128) as u64;
@@ -745,6 +749,29 @@ impl ErfWriter {
                 continue;
             }
             match self.open_at(path, Some(name_time), window_end) {
+                Err(OutputError::Exists(_)) => continue,
+                Err(OutputError::Io { source, .. })
+                    if is_disk_full(&source)
+                        && self.cfg.on_full_disk == FullDiskPolicy::DropAndResume =>
+                {
+                    self.state = State::Suspended {
+                        next_check: Instant::now() + Duration::from_secs(1),
+                    };
+                    return Ok(());
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn open_next_single(&mut self, p: &Path) -> Result<(), OutputError> {
+        loop {
+            self.next_seq += 1;
+            let cand = bump_seq(p, self.next_seq).ok_or_else(|| OutputError::Exists(p.into()))?;
+            if cand.exists() {
+                continue;
+            }
+            match self.open_at(cand, None, None) {
                 Err(OutputError::Exists(_)) => continue,
                 Err(OutputError::Io { source, .. })
                     if is_disk_full(&source)
