@@ -273,8 +273,19 @@ fn a_temporary_file_without_a_whole_record_is_removed() {
         .path()
         .join(".anoncap-20260101T120000.000000000Z-0001.erf.part");
     std::fs::write(&tmp, [0u8; 10]).unwrap();
+    let json_tmp = dir
+        .path()
+        .join(".anoncap-20260101T115959.000000000Z-0001.erf.json.part");
+    std::fs::write(&json_tmp, b"{\"packets\":").unwrap();
+    let other = dir.path().join(".unrelated.part");
+    std::fs::write(&other, b"x").unwrap();
     assert!(recover_partials(dir.path()).unwrap().is_empty());
     assert!(!tmp.exists());
+    assert!(!json_tmp.exists());
+    assert!(
+        other.exists(),
+        "files the writer does not make are left alone"
+    );
 }
 
 #[test]

@@ -294,7 +294,8 @@ struct RecoveredSidecar {
 
 /// Completes the temporary files a killed run left in `dir` (`.<name>.erf.part`): each is cut
 /// back to its last whole record and renamed `<name>.partial.erf` (never replacing a file),
-/// with a sidecar counted from its records. Files with no whole record are deleted. Returns
+/// with a sidecar counted from its records. Files with no whole packet record, and leftover
+/// temporary sidecars (`.<name>.erf.json.part`), are deleted. Returns
 /// the recovered files. Call it before a new run writes into the same directory.
 pub fn recover_partials(dir: &Path) -> Result<Vec<PathBuf>, OutputError> {
     let mut out = Vec::new();
@@ -309,6 +310,19 @@ pub fn recover_partials(dir: &Path) -> Result<Vec<PathBuf>, OutputError> {
         })
         .collect();
     temps.sort();
+    // A sidecar's temporary file is only ever a sidecar not yet complete: its ERF file is
+    // finished (or recovered below, with a new sidecar), so the leftover is removed.
+    if let Ok(rd) = fs::read_dir(dir) {
+        for p in rd.filter_map(Result::ok).map(|e| e.path()) {
+            let stale = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.') && n.ends_with(".erf.json.part"));
+            if stale {
+                let _ = fs::remove_file(p);
+            }
+        }
+    }
     for tmp in temps {
         let data = fs::read(&tmp).map_err(io_err(&tmp))?;
         let keep = erf::whole_records_len(&data);
