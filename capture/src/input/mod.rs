@@ -26,6 +26,9 @@ mod pcap;
 mod pcapng;
 
 pub use merge::Merge;
+/// The pcap/pcapng crate the readers are built on, for tools that write those formats with the
+/// same version (e.g. `anoncap convert`).
+pub use pcap_file;
 
 use crate::packet::{LinkType, Packet};
 use memmap2::Mmap;
