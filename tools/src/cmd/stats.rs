@@ -2,7 +2,7 @@
 //!
 //! The protocol classification is deliberately small (it does not use the rewriter): the
 //! outermost network protocol (IPv4, IPv6, ARP, other) after Ethernet, VLAN tags and MPLS
-//! labels, Linux cooked or loopback headers; and for IP packets the transport protocol (after
+//! labels, LLC/SNAP, Linux cooked or loopback headers; and for IP packets the transport protocol (after
 //! IPv6 extension headers): TCP, UDP, ICMP, ICMPv6, other. Tunnels are not followed.
 //!
 //! # No-panic contract
@@ -273,7 +273,14 @@ fn classify(link: LinkType, d: &[u8]) -> (usize, Option<usize>) {
                 et = be16(at);
                 tags += 1;
             }
-            (et, at + 2)
+            // 802.3 length field with an LLC/SNAP header (AA AA 03, OUI, EtherType).
+            if et.is_some_and(|len| len < 0x0600)
+                && d.get(at + 2..at + 5) == Some(&[0xaa, 0xaa, 0x03][..])
+            {
+                (be16(at + 8), at + 10)
+            } else {
+                (et, at + 2)
+            }
         }
         LinkType::LinuxSll => (be16(14), 16),
         LinkType::LinuxSll2 => (be16(0), 20),
