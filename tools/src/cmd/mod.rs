@@ -4,6 +4,8 @@ pub mod addr;
 #[cfg(feature = "live")]
 pub mod capture;
 pub mod convert;
+#[cfg(feature = "dag")]
+pub mod dag;
 #[cfg(feature = "live")]
 pub mod demo;
 pub mod keygen;
