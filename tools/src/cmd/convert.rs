@@ -89,7 +89,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         OutFormat::Pcap => {
             PcapSink::new(out, &ifaces, from_erf, args.pad).map(|s| Box::new(s) as Box<dyn Sink>)
         }
-        OutFormat::Pcapng => NgSink::new(out, &ifaces, from_erf).map(|s| Box::new(s) as _),
+        OutFormat::Pcapng => {
+            NgSink::new(out, &ifaces, from_erf, args.pad).map(|s| Box::new(s) as _)
+        }
         OutFormat::Erf => Ok(Box::new(ErfSink::new(out))),
     };
     let mut sink = match sink {
@@ -290,7 +292,12 @@ struct NgSink {
 }
 
 impl NgSink {
-    fn new(out: BufWriter<File>, ifaces: &[InterfaceDesc], from_erf: bool) -> anyhow::Result<Self> {
+    fn new(
+        out: BufWriter<File>,
+        ifaces: &[InterfaceDesc],
+        from_erf: bool,
+        pad: bool,
+    ) -> anyhow::Result<Self> {
         let mut w = PcapNgWriter::with_endianness(out, Endianness::Little)?;
         for i in ifaces {
             let lt = match i.link {
@@ -309,7 +316,8 @@ impl NgSink {
             }
             w.write_pcapng_block(InterfaceDescriptionBlock {
                 linktype: DataLink::from(lt),
-                snaplen: i.snaplen,
+                // Padded frames are as long as on the wire: no snap length.
+                snaplen: if pad { 0 } else { i.snaplen },
                 options,
             })?;
         }
