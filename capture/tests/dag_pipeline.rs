@@ -193,12 +193,16 @@ fn the_metadata_names_the_card_clock_and_the_losses_by_cause() {
         bytes.windows(clock.len()).any(|w| w == clock),
         "META records name the card's clock"
     );
+    // The interface sections say wlen counts the FCS: tag fcs_len (8), length 4, 32 bits.
+    let fcs_tag = [0u8, 8, 0, 4, 0, 0, 0, 32];
+    assert!(bytes.windows(8).any(|w| w == fcs_tag), "META fcs_len is 32");
     let sidecar = std::fs::read_to_string(dir.path().join("dag.erf.json")).unwrap();
     let json: serde_json::Value = serde_json::from_str(&sidecar).unwrap();
     let text = json.to_string();
     assert!(text.contains(pipeline::CLOCK_SOURCE), "{text}");
     assert!(text.contains("\"dropped-by-card\":9"), "{text}");
     assert!(text.contains("dag0:0"), "{text}");
+    assert!(text.contains("\"wlen_includes_fcs\":true"), "{text}");
 }
 
 #[test]
