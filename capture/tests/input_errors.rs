@@ -471,3 +471,46 @@ fn other_link_types_are_skipped_and_counted() {
     assert_eq!(pk.skipped().other_link, vec![(105, 15)]);
     assert!(pk.skipped().messages()[0].contains("105"));
 }
+
+#[test]
+fn erf_meta_interface_sections_set_fcs_and_name() {
+    use capture::erf::meta::{section, tag, MetaBuilder};
+    use capture::erf::{encode_meta, encode_packet, HostId};
+    use capture::packet::{FrameKind, Timestamp};
+    let dir = tempfile::tempdir().unwrap();
+    let ts = Timestamp::from_secs_nanos(1_700_000_000, 0);
+    let mut pkt = vec![0u8; 256];
+    let n = encode_packet(&mut pkt, ts, 1, FrameKind::Ethernet, 0, 60, &frame(60, 1)).unwrap();
+    pkt.truncate(n);
+    // Without META: DAG convention, 4 bytes of FCS on Ethernet.
+    let plain = write_tmp(&dir, "plain.erf", &pkt);
+    let ifs = Trace::open(&plain).unwrap().interfaces();
+    assert_eq!(ifs.len(), 2);
+    assert_eq!(ifs[1].fcs_len, Some(4));
+    assert_eq!(ifs[1].link, Some(LinkType::Ethernet));
+    // With a META record whose interface section 2 (interface 1) says fcs_len 0, name "xdp1".
+    let mut m = MetaBuilder::new();
+    m.time(tag::GEN_TIME, ts)
+        .begin_section(section::INTERFACE, 2)
+        .string(tag::NAME, "xdp1")
+        .u32(tag::FCS_LEN, 0);
+    let mut file = Vec::new();
+    encode_meta(&mut file, ts, HostId::default(), &m.finish());
+    file.extend_from_slice(&pkt);
+    let with_meta = write_tmp(&dir, "meta.erf", &file);
+    let t = Trace::open(&with_meta).unwrap();
+    let ifs = t.interfaces();
+    assert_eq!(ifs[1].fcs_len, Some(0));
+    assert_eq!(ifs[1].name.as_deref(), Some("xdp1"));
+    let mut pk = t.packets();
+    assert_eq!(pk.by_ref().count(), 1);
+    assert_eq!(pk.skipped().erf_meta, 1);
+    // tshark agrees on the interface name.
+    let out = Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(&with_meta)
+        .args(["-T", "fields", "-e", "frame.interface_name"])
+        .output()
+        .expect("tshark");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("xdp1"));
+}

@@ -105,14 +105,60 @@ pub(crate) fn interfaces(bytes: &[u8]) -> Vec<InterfaceDesc> {
     r.interfaces()
 }
 
+/// What META interface sections said about one interface.
+#[derive(Clone, Default)]
+struct MetaIface {
+    fcs_bits: Option<u32>,
+    name: Option<String>,
+}
+
 pub(crate) struct ErfReader {
     /// The link type of the first packet seen on each interface (flags bits 0-1).
     seen: [Option<LinkType>; 4],
+    /// Interface facts from META records (interface sections, id = interface + 1).
+    meta: [MetaIface; 4],
+}
+
+/// Reads the interface sections of a META payload: `fcs_len` (bits) and `name`. (A META
+/// `snaplen` is not taken: ERF records are not checked against one.)
+/// An interface section's id is the interface number + 1 (bit 15 marks a per-record section);
+/// an `if_num` tag, when present, names the interface directly.
+fn read_meta(payload: &[u8], meta: &mut [MetaIface; 4]) {
+    use crate::erf::meta::{section, tag, TlvIter};
+    let mut current: Option<usize> = None;
+    for tlv in TlvIter::new(payload) {
+        if tlv.tag >= 0xFF00 {
+            current = match tlv.section() {
+                Some((id, _)) if tlv.tag == section::INTERFACE => {
+                    let id = usize::from(id & 0x7fff);
+                    (1..=4).contains(&id).then(|| id - 1)
+                }
+                _ => None,
+            };
+            continue;
+        }
+        let Some(i) = current else { continue };
+        match tlv.tag {
+            tag::IF_NUM => {
+                current = tlv
+                    .as_u32()
+                    .and_then(|n| usize::try_from(n).ok())
+                    .filter(|&n| n < 4)
+                    .or(current);
+            }
+            tag::FCS_LEN => meta[i].fcs_bits = tlv.as_u32(),
+            tag::NAME => meta[i].name = tlv.as_str().map(str::to_string),
+            _ => {}
+        }
+    }
 }
 
 impl ErfReader {
     pub(crate) fn new() -> Self {
-        ErfReader { seen: [None; 4] }
+        ErfReader {
+            seen: [None; 4],
+            meta: Default::default(),
+        }
     }
 
     pub(crate) fn interfaces(&self) -> Vec<InterfaceDesc> {
@@ -123,18 +169,28 @@ impl ErfReader {
             .iter()
             .rposition(|s| s.is_some())
             .map_or(0, |i| i + 1);
+        let n = n.max(
+            self.meta
+                .iter()
+                .rposition(|m| m.fcs_bits.is_some() || m.name.is_some())
+                .map_or(0, |i| i + 1),
+        );
         (0..n)
             .map(|i| {
                 let link = self.seen[i];
+                let meta = &self.meta[i];
+                // DAG Ethernet counts the 4-byte FCS unless a META record says otherwise
+                // (anoncap's own ERF says fcs_len 0).
+                let default_fcs = link.map(|l| if l == LinkType::Ethernet { 4 } else { 0 });
                 InterfaceDesc {
                     link,
                     linktype: link.map_or(0, |l| match l {
                         LinkType::Ethernet => 1,
                         _ => 101,
                     }),
-                    fcs_len: link.map(|l| if l == LinkType::Ethernet { 4 } else { 0 }),
+                    fcs_len: meta.fcs_bits.map(|b| b / 8).or(default_fcs),
                     snaplen: 0,
-                    name: None,
+                    name: meta.name.clone(),
                 }
             })
             .collect()
@@ -154,7 +210,10 @@ impl ErfReader {
             cur.offset += rec.rlen;
             cur.records += 1;
             match rec.ty {
-                TYPE_META => skipped.erf_meta += 1,
+                TYPE_META => {
+                    skipped.erf_meta += 1;
+                    read_meta(rec.data, &mut self.meta);
+                }
                 TYPE_PAD => skipped.erf_pad += 1,
                 ty => match link_of(ty) {
                     None => skipped.count_erf_type(ty),
