@@ -1,5 +1,6 @@
 //! The live capture path: AF_XDP sockets, pinned threads, and the merge into one ERF output.
 //!
+//! - [`adapt`]: the offline frame processor and the ERF writer as live stages;
 //! - [`xsk`]: one AF_XDP socket per (interface, queue), its UMEM and batch receive;
 //! - [`batch`]: fixed-size batches of frames, the unit passed between threads;
 //! - [`reorder`]: the timestamp merge of all sockets within a bounded window;
@@ -7,6 +8,7 @@
 //! - [`netns`]: the namespaces and veth pair of the demo and the tests;
 //! - [`sys`]: clocks (TAI to UTC), interface counters and queues, privileges.
 
+pub mod adapt;
 pub mod batch;
 pub mod netns;
 pub mod pipeline;
