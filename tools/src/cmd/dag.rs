@@ -51,8 +51,8 @@ pub fn run(
     let mapper = anonymise::Anonymiser::new(&key_material, &policy, key.cache);
     if LINKED_LIBRARY.starts_with("stand-in") {
         eprintln!(
-            "anoncap: this build is linked against the DAG stand-in library ({LINKED_LIBRARY}), \
-             a test double that serves an ERF file; it does not read a DAG card"
+            "anoncap: this build uses the DAG stand-in library, a test double that serves an \
+             ERF file and reads no card: {LINKED_LIBRARY}"
         );
     }
 
