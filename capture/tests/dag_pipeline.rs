@@ -238,3 +238,42 @@ fn a_packet_limit_stops_after_that_many_packets() {
     assert_eq!(ended, Ended::Limit);
     assert_eq!(summary.totals.written.packets, 37);
 }
+
+#[test]
+fn rotation_splits_a_dag_capture_into_files_that_each_start_with_meta() {
+    let dir = tempfile::tempdir().unwrap();
+    let src_path = trace("libtrace-100_packets.erf");
+    let input = walk(&std::fs::read(&src_path).unwrap());
+    let mut cfg = Standin::new(&src_path);
+    cfg.bufsize = Some(1500);
+    let guard = cfg.apply();
+    let dev = DagDevice::open(Path::new("/dev/dag0")).unwrap();
+    let mut stream = DagStream::attach(&dev, 0, &opts()).unwrap();
+    drop(guard);
+    stream.start().unwrap();
+    let target = OutputTarget::Directory {
+        dir: dir.path().to_path_buf(),
+        rotate_bytes: 4096,
+        rotate_interval: None,
+    };
+    let w = ErfWriter::create(OutputConfig::new(target, dag_run_info())).unwrap();
+    let outcome = run_dag(
+        &mut stream,
+        &mut processor(),
+        w,
+        &AtomicBool::new(false),
+        Limits::default(),
+    );
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    let files = outcome.summary.output.unwrap().files;
+    assert!(files.len() >= 2, "{files:?}");
+    let mut ts = Vec::new();
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        let recs = walk(&bytes);
+        assert_eq!(recs[0].ty, 27, "{} starts with META", f.display());
+        ts.extend(recs.iter().filter(|r| r.ty != 27).map(|r| r.ts));
+    }
+    // Every record once, in the card's order, across the files.
+    assert_eq!(ts, input.iter().map(|r| r.ts).collect::<Vec<_>>());
+}
