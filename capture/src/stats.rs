@@ -23,11 +23,21 @@ pub enum CutReason {
     BadIpv4Checksum,
     /// A link type whose payload is not IP (e.g. a Linux cooked frame of another protocol).
     UnsupportedLinkPayload,
+    /// A known EtherType that carries no IP (802.3/LLC, STP, IPX, AppleTalk, LLDP...): its
+    /// payload may hold anything, so only the L2 header and tags are kept.
+    NonIpPayload,
+    /// An IP protocol the rewriter does not parse (OSPF, PIM, VRRP...): the IP header is kept.
+    UnknownIpProtocol,
+    /// A header the rewriter recognises but cannot anonymise (an RPL or unknown routing header,
+    /// an unknown IPv6 extension header or ND option, a Teredo authentication header...).
+    UnsupportedHeader,
+    /// An ICMP, ICMPv6 or IGMP message type whose body is not understood: type and code kept.
+    UnknownMessageType,
 }
 
 impl CutReason {
     /// Every reason, in a fixed order (the index of a reason in this list is its counter slot).
-    pub const ALL: [CutReason; 7] = [
+    pub const ALL: [CutReason; 11] = [
         CutReason::UnknownEtherType,
         CutReason::BadHeaderLength,
         CutReason::TruncatedHeader,
@@ -35,6 +45,10 @@ impl CutReason {
         CutReason::MplsNotIp,
         CutReason::BadIpv4Checksum,
         CutReason::UnsupportedLinkPayload,
+        CutReason::NonIpPayload,
+        CutReason::UnknownIpProtocol,
+        CutReason::UnsupportedHeader,
+        CutReason::UnknownMessageType,
     ];
 
     /// The number of reasons.
@@ -50,6 +64,10 @@ impl CutReason {
             CutReason::MplsNotIp => "mpls-not-ip",
             CutReason::BadIpv4Checksum => "bad-ipv4-checksum",
             CutReason::UnsupportedLinkPayload => "unsupported-link-payload",
+            CutReason::NonIpPayload => "non-ip-payload",
+            CutReason::UnknownIpProtocol => "unknown-ip-protocol",
+            CutReason::UnsupportedHeader => "unsupported-header",
+            CutReason::UnknownMessageType => "unknown-message-type",
         }
     }
 

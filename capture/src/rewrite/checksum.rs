@@ -1,0 +1,116 @@
+//! The Internet checksum (RFC 1071) and its incremental update (RFC 1624).
+//!
+//! Sums are folded 16-bit one's complement sums of big-endian words; a region of odd length is
+//! padded with a zero byte. A *delta* is the one's complement difference between the sum of a
+//! region after a change and before it; [`adjust`] applies a delta to a checksum field with
+//! RFC 1624 equation 3, `HC' = ~(~HC + ~m + m')`, so that a checksum that was right stays right
+//! (and a checksum that was wrong stays wrong by the same amount).
+//!
+//! Nothing here panics: every function works on whatever slice it is given.
+
+/// The one's complement sum of `data` as big-endian 16-bit words (odd tail padded with zero),
+/// folded to 16 bits.
+pub fn sum(data: &[u8]) -> u16 {
+    let mut acc: u64 = 0;
+    let mut chunks = data.chunks_exact(2);
+    for c in &mut chunks {
+        acc += u64::from(u16::from_be_bytes([c[0], c[1]]));
+    }
+    if let [last] = chunks.remainder() {
+        acc += u64::from(*last) << 8;
+    }
+    fold64(acc)
+}
+
+fn fold64(mut acc: u64) -> u16 {
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc as u16
+}
+
+/// One's complement addition of two folded sums or deltas.
+pub fn add(a: u16, b: u16) -> u16 {
+    fold64(u64::from(a) + u64::from(b))
+}
+
+/// The delta that turns a region summing to `before` into one summing to `after`.
+pub fn delta(before: u16, after: u16) -> u16 {
+    add(after, !before)
+}
+
+/// The delta of replacing the bytes `old` by `new` (same length, same alignment).
+pub fn delta_bytes(old: &[u8], new: &[u8]) -> u16 {
+    delta(sum(old), sum(new))
+}
+
+/// Applies `delta` to the checksum field value `cksum` (RFC 1624 equation 3).
+pub fn adjust(cksum: u16, delta: u16) -> u16 {
+    !add(!cksum, delta)
+}
+
+/// The checksum of `data` (whose checksum field the caller has zeroed), plus an extra partial
+/// sum such as a pseudo-header.
+pub fn compute(data: &[u8], extra: u16) -> u16 {
+    !add(sum(data), extra)
+}
+
+/// True when `data`, including its checksum field, plus `extra`, verifies (sums to 0xFFFF).
+pub fn verifies(data: &[u8], extra: u16) -> bool {
+    add(sum(data), extra) == 0xffff
+}
+
+/// Two checksum values are the same number in one's complement (0x0000 and 0xFFFF are both
+/// zero).
+pub fn same(a: u16, b: u16) -> bool {
+    a == b || (a == 0 && b == 0xffff) || (a == 0xffff && b == 0)
+}
+
+/// The partial sum of an IPv4 pseudo-header (RFC 768/793).
+pub fn pseudo_v4(src: [u8; 4], dst: [u8; 4], proto: u8, len: u32) -> u16 {
+    let mut s = add(sum(&src), sum(&dst));
+    s = add(s, u16::from(proto));
+    add(s, sum(&len.to_be_bytes()))
+}
+
+/// The partial sum of an IPv6 pseudo-header (RFC 8200 section 8.1).
+pub fn pseudo_v6(src: [u8; 16], dst: [u8; 16], next: u8, len: u32) -> u16 {
+    let mut s = add(sum(&src), sum(&dst));
+    s = add(s, sum(&len.to_be_bytes()));
+    add(s, u16::from(next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc1071_example() {
+        // RFC 1071 section 3: 00 01 f2 03 f4 f5 f6 f7 sums to ddf2.
+        assert_eq!(sum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]), 0xddf2);
+    }
+
+    #[test]
+    fn odd_length_pads_with_zero() {
+        assert_eq!(sum(&[0x12, 0x34, 0x56]), 0x1234 + 0x5600);
+    }
+
+    #[test]
+    fn incremental_equals_full() {
+        let mut data = [
+            0x45u8, 0, 0, 28, 0x12, 0x34, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        let ck = compute(&data, 0);
+        data[10..12].copy_from_slice(&ck.to_be_bytes());
+        assert!(verifies(&data, 0));
+        let before = sum(&data[12..20]);
+        data[12..16].copy_from_slice(&[192, 0, 2, 77]);
+        data[16..20].copy_from_slice(&[198, 51, 100, 3]);
+        let d = delta(before, sum(&data[12..20]));
+        let new = adjust(ck, d);
+        data[10..12].copy_from_slice(&new.to_be_bytes());
+        assert!(verifies(&data, 0));
+        data[10..12].copy_from_slice(&[0, 0]);
+        assert!(same(new, compute(&data, 0)));
+    }
+}

@@ -1,0 +1,145 @@
+//! TCP with options.
+//!
+//! [`Segment::new_checked`] verifies that the buffer holds the fixed 20-byte header; once it
+//! has, no accessor panics. Options are read with checked slicing.
+//!
+//! Rules: the header and all options are kept (timestamps included); the address of an MPTCP
+//! ADD_ADDR option (RFC 6824 and RFC 8684) is mapped; an option that cannot be parsed, and an
+//! ADD_ADDR of unknown layout, is replaced by NOPs. The checksum is adjusted for the
+//! pseudo-header and for every changed header byte. Quoted inside an ICMP error, only the first
+//! 8 bytes (ports and sequence number) are kept; the checksum is still adjusted when captured,
+//! because the outer ICMP checksum covers it.
+
+use anonymise::AddressMapper;
+
+use super::ipv4::Pseudo;
+use super::{checksum, Done, Mode, Walk};
+use crate::stats::CutReason;
+
+/// The length of a TCP header without options.
+pub const HEADER_LEN: usize = 20;
+
+mod field {
+    use core::ops::Range;
+    pub const SRC_PORT: Range<usize> = 0..2;
+    pub const DST_PORT: Range<usize> = 2..4;
+    pub const DATA_OFF: usize = 12;
+    pub const CHECKSUM: Range<usize> = 16..18;
+}
+
+/// TCP option kinds the rewriter looks into.
+pub mod option {
+    /// End of option list.
+    pub const EOL: u8 = 0;
+    /// No operation.
+    pub const NOP: u8 = 1;
+    /// Multipath TCP.
+    pub const MPTCP: u8 = 30;
+    /// The MPTCP ADD_ADDR subtype.
+    pub const MPTCP_ADD_ADDR: u8 = 3;
+}
+
+/// A view of a TCP header.
+#[derive(Debug)]
+pub struct Segment<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Segment<T> {
+    /// Wraps `buffer` if it holds the fixed 20-byte header.
+    pub fn new_checked(buffer: T) -> Option<Self> {
+        (buffer.as_ref().len() >= HEADER_LEN).then_some(Segment { buffer })
+    }
+
+    fn be16(&self, r: core::ops::Range<usize>) -> u16 {
+        let b = &self.buffer.as_ref()[r];
+        u16::from_be_bytes([b[0], b[1]])
+    }
+
+    /// The source port.
+    pub fn src_port(&self) -> u16 {
+        self.be16(field::SRC_PORT)
+    }
+
+    /// The destination port.
+    pub fn dst_port(&self) -> u16 {
+        self.be16(field::DST_PORT)
+    }
+
+    /// The header length in bytes (data offset x 4).
+    pub fn header_len(&self) -> usize {
+        usize::from(self.buffer.as_ref()[field::DATA_OFF] >> 4) * 4
+    }
+
+    /// The checksum field.
+    pub fn checksum(&self) -> u16 {
+        self.be16(field::CHECKSUM)
+    }
+}
+
+impl<M: AddressMapper> Walk<'_, M> {
+    /// Walks a TCP header at `off` in a datagram ending at `limit`.
+    pub(crate) fn tcp(&mut self, off: usize, limit: usize, pseudo: Pseudo, mode: Mode) -> Done {
+        if mode == Mode::Quoted {
+            let done = self.keep(off, 8, limit);
+            if done.cut.is_none() && off + field::CHECKSUM.end <= limit {
+                self.adjust16(off + field::CHECKSUM.start, pseudo.delta);
+            }
+            return done;
+        }
+        let Some(seg) = self.buf.get(off..).and_then(Segment::new_checked) else {
+            return self.keep(off, HEADER_LEN, limit);
+        };
+        let len = seg.header_len();
+        if len < HEADER_LEN {
+            return Done::cut(off, CutReason::BadHeaderLength);
+        }
+        let done = self.keep(off, len, limit);
+        if done.cut.is_some() {
+            return done;
+        }
+        let end = off + len;
+        let before = self.sum(off, end);
+        self.tcp_options(off + HEADER_LEN, end);
+        let d = checksum::delta(before, self.sum(off, end));
+        self.adjust16(off + field::CHECKSUM.start, checksum::add(pseudo.delta, d));
+        done
+    }
+
+    fn tcp_options(&mut self, from: usize, to: usize) {
+        let mut i = from;
+        while i < to {
+            let Some(kind) = self.byte(i) else { break };
+            match kind {
+                option::EOL => break,
+                option::NOP => {
+                    i += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            let len = self.byte(i + 1).map_or(0, usize::from);
+            if len < 2 || i + len > to {
+                self.fill(i, to, option::NOP);
+                break;
+            }
+            if kind == option::MPTCP
+                && len >= 3
+                && self.byte(i + 2).map(|b| b >> 4) == Some(option::MPTCP_ADD_ADDR)
+            {
+                // kind, length, subtype|flags (or IP version), address id, address, then an
+                // optional port and (RFC 8684) an optional truncated HMAC.
+                match len {
+                    8 | 10 | 16 | 18 => {
+                        self.map_v4(i + 4);
+                    }
+                    20 | 22 | 28 | 30 => {
+                        self.map_v6(i + 4);
+                    }
+                    _ => self.fill(i, i + len, option::NOP),
+                }
+            }
+            i += len;
+        }
+    }
+}
