@@ -241,16 +241,6 @@ impl<M: AddressMapper> Walk<'_, M> {
     pub(crate) fn leave_tunnel(&mut self) {
         self.tunnels = self.tunnels.saturating_sub(1);
     }
-
-    /// Walks an IP header of either version, taken from its first nibble.
-    pub(crate) fn ip_any(&mut self, off: usize, limit: usize, mode: Mode) -> Done {
-        match self.byte(off).map(|b| b >> 4) {
-            Some(4) => self.ipv4(off, limit, mode),
-            Some(6) => self.ipv6(off, limit, mode),
-            Some(_) => Done::cut(off, CutReason::BadHeaderLength),
-            None => Done::cut(off, CutReason::TruncatedHeader),
-        }
-    }
 }
 
 impl Rewriter {
