@@ -487,9 +487,48 @@ fn kill_9_leaves_closed_files_intact_and_the_open_one_is_recovered() {
     std::fs::create_dir(&out).unwrap();
     {
         let p = pair(1);
-        let run = Running::start(&p, &key, &out, &["--rotate-size", "64k"]);
-        replay(&p, &trace("zeek-echo-connections.pcap"), &["--topspeed"]);
-        run.signal("-KILL");
+        let run = Running::start(&p, &key, &out, &[]);
+        // Killed while frames are flowing (the replay takes about 4 s at this rate), after a
+        // SIGHUP closed one file and once the next one holds records.
+        let listing = || -> Vec<(String, u64)> {
+            std::fs::read_dir(&out)
+                .unwrap()
+                .flatten()
+                .filter_map(|e| {
+                    let len = e.metadata().ok()?.len();
+                    Some((e.file_name().to_string_lossy().into_owned(), len))
+                })
+                .collect()
+        };
+        let wait_for = |what: &str, ok: &dyn Fn(&[(String, u64)]) -> bool| {
+            let t0 = Instant::now();
+            while !ok(&listing()) {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(10),
+                    "no {what}: {:?}",
+                    listing()
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        let open_with_records =
+            |v: &[(String, u64)]| v.iter().any(|(n, l)| n.ends_with(".part") && *l > 1000);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                replay(
+                    &p,
+                    &trace("zeek-echo-connections.pcap"),
+                    &["--pps", "20000"],
+                )
+            });
+            wait_for("open file with records", &open_with_records);
+            run.signal("-HUP");
+            wait_for("closed file", &|v: &[(String, u64)]| {
+                v.iter().any(|(n, _)| n.ends_with(".erf"))
+            });
+            wait_for("second open file with records", &open_with_records);
+            run.signal("-KILL");
+        });
         std::thread::sleep(Duration::from_millis(300));
     }
     for f in erf_files(&out) {

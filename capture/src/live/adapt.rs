@@ -59,4 +59,7 @@ impl RecordSink for ErfWriter {
     fn rotate(&mut self) -> Result<(), SinkError> {
         ErfWriter::rotate(self).map_err(|e| Box::new(e) as SinkError)
     }
+    fn flush(&mut self) -> Result<(), SinkError> {
+        ErfWriter::flush(self).map_err(|e| Box::new(e) as SinkError)
+    }
 }

@@ -74,6 +74,11 @@ pub trait RecordSink {
     fn count_dropped(&mut self, reason: CutReason);
     /// Closes the current file and starts the next one.
     fn rotate(&mut self) -> Result<(), SinkError>;
+    /// Pushes buffered records to the file (called a few times a second, so that a killed
+    /// run loses at most that much).
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
 }
 
 /// The metadata the XDP program writes in front of each frame.
@@ -699,6 +704,7 @@ where
         let mut stats = cfg.stats_interval.map(|_| StageStats::new(n_src));
         let mut before_drain = Some(before_drain);
         let mut last_loss = Instant::now();
+        let mut last_flush = Instant::now();
         let mut last_clock = Instant::now();
         let mut failure: Option<PipelineError> = None;
         let mut written = 0u64;
@@ -769,6 +775,12 @@ where
             if last_loss.elapsed() >= Duration::from_millis(100) {
                 losses.report(sink, &counters, &ports, &cfg.ifaces);
                 last_loss = Instant::now();
+            }
+            if last_flush.elapsed() >= Duration::from_millis(100) && failure.is_none() {
+                // Not fatal: a full disk is the writer's to handle (it counts writer losses
+                // and resumes); the next write reports anything worse.
+                let _ = sink.flush();
+                last_flush = Instant::now();
             }
             if last_clock.elapsed() >= Duration::from_secs(1) {
                 if let Ok(o) = sys::tai_offset_ns() {
