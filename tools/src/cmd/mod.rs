@@ -3,6 +3,7 @@
 pub mod addr;
 #[cfg(feature = "live")]
 pub mod capture;
+pub mod common;
 pub mod convert;
 #[cfg(feature = "dag")]
 pub mod dag;
