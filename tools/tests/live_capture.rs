@@ -512,7 +512,7 @@ fn kill_9_leaves_closed_files_intact_and_the_open_one_is_recovered() {
             }
         };
         let open_with_records =
-            |v: &[(String, u64)]| v.iter().any(|(n, l)| n.ends_with(".part") && *l > 1000);
+            |v: &[(String, u64)]| v.iter().any(|(n, l)| n.ends_with(".erf.part") && *l > 1000);
         std::thread::scope(|s| {
             s.spawn(|| {
                 replay(
