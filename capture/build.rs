@@ -45,7 +45,7 @@ fn main() {
 
 fn fail(msg: &str) -> ! {
     eprintln!("error: {msg}");
-    panic!("{msg}");
+    std::process::exit(1);
 }
 
 fn build_standin() {
