@@ -165,7 +165,7 @@ fn replay(p: &VethPair, file: &Path, extra: &[&str]) -> u64 {
 fn count_after(text: &str, label: &str) -> u64 {
     text.lines()
         .find_map(|l| l.trim().strip_prefix(label))
-        .and_then(|v| v.trim().split_whitespace().next()?.parse().ok())
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("no {label:?} in: {text}"))
 }
 
@@ -210,6 +210,9 @@ fn erf_records(path: &Path) -> Vec<(u16, Vec<u8>)> {
     assert_eq!(off, data.len(), "trailing bytes in {}", path.display());
     out
 }
+
+/// A test on a directory listing (name, size).
+type Check = dyn Fn(&[(String, u64)]) -> bool;
 
 fn erf_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -500,7 +503,7 @@ fn kill_9_leaves_closed_files_intact_and_the_open_one_is_recovered() {
                 })
                 .collect()
         };
-        let wait_for = |what: &str, ok: &dyn Fn(&[(String, u64)]) -> bool| {
+        let wait_for = |what: &str, ok: &Check| {
             let t0 = Instant::now();
             while !ok(&listing()) {
                 assert!(

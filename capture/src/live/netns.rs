@@ -175,10 +175,10 @@ pub fn remove_stale(prefix: &str) -> usize {
         if !(name.ends_with("-cap") || name.ends_with("-snd")) {
             continue;
         }
-        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            if ip(&["netns", "delete", &name]).is_ok() {
-                removed += 1;
-            }
+        let gone =
+            pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists();
+        if gone && ip(&["netns", "delete", &name]).is_ok() {
+            removed += 1;
         }
     }
     removed
