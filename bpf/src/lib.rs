@@ -586,11 +586,13 @@ impl XdpProgram {
         ctx_in[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
         let mut ctx_out = [0u8; 24];
         let mut data_out = vec![0u8; frame.len() + META_LEN + 64];
-        let mut input = libbpf_rs::ProgramInput::default();
-        input.data_in = Some(frame);
-        input.context_in = Some(&mut ctx_in);
-        input.context_out = Some(&mut ctx_out);
-        input.data_out = Some(&mut data_out);
+        let input = libbpf_rs::ProgramInput {
+            data_in: Some(frame),
+            context_in: Some(&mut ctx_in),
+            context_out: Some(&mut ctx_out),
+            data_out: Some(&mut data_out),
+            ..Default::default()
+        };
         let out = prog.test_run(input).map_err(lib("BPF_PROG_RUN"))?;
         let action = out.return_value;
         let out_len = out.data.as_ref().map_or(0, |d| d.len());
