@@ -7,10 +7,10 @@
 //! strict source route, timestamp (with addresses) or traceroute option, are mapped. Options
 //! known to carry no address (security, CIPSO, stream ID, router alert, quick-start) are kept
 //! as they are; any other option, and any option that cannot be parsed, is replaced by NOPs;
-//! the bytes after an end-of-options are zeroed. The header checksum is recomputed when it
-//! verified before the rewrite and adjusted incrementally when it did not (a corrupt checksum
-//! stays exactly as corrupt). The transport checksum is adjusted for the source and the final
-//! destination (the last address of an unfinished source route, RFC 1122 3.2.1.8).
+//! the bytes after an end-of-options are zeroed. The header checksum is always recomputed
+//! over the rewritten header, so every IPv4 header checksum of the output verifies. The
+//! transport checksum is adjusted for the source and the final destination (the last address
+//! of an unfinished source route, RFC 1122 3.2.1.8).
 
 use anonymise::AddressMapper;
 
@@ -167,13 +167,6 @@ impl<M: AddressMapper> Walk<'_, M> {
         }
         let frag = ip.frag_offset();
         let proto = ip.protocol();
-        let old_ck = ip.checksum();
-        let valid = self
-            .buf
-            .get(off..hdr_end)
-            .is_some_and(|h| checksum::verifies(h, 0));
-        let before = self.sum(off, hdr_end);
-
         let final_delta = self.ipv4_options(off + HEADER_LEN, hdr_end);
         let src_delta = self.map_v4(off + field::SRC.start);
         let dst_delta = self.map_v4(off + field::DST.start);
@@ -182,14 +175,14 @@ impl<M: AddressMapper> Walk<'_, M> {
             v6: false,
         };
 
-        let new_ck = if valid {
-            self.set_be16(off + field::CHECKSUM.start, 0);
-            self.buf
-                .get(off..hdr_end)
-                .map_or(old_ck, |h| checksum::compute(h, 0))
-        } else {
-            checksum::adjust(old_ck, checksum::delta(before, self.sum(off, hdr_end)))
-        };
+        // Recomputed over the rewritten header: a checksum the input got wrong is made right,
+        // so every header checksum of the output verifies (and none depends on the original
+        // addresses).
+        self.set_be16(off + field::CHECKSUM.start, 0);
+        let new_ck = self
+            .buf
+            .get(off..hdr_end)
+            .map_or(0, |h| checksum::compute(h, 0));
         self.set_be16(off + field::CHECKSUM.start, new_ck);
 
         if frag != 0 {
