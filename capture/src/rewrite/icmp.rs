@@ -1,6 +1,6 @@
 //! ICMP (RFC 792, RFC 1256) and the quoted headers of its error messages.
 //!
-//! Headers are read with checked slicing after [`Walk::keep`] has confirmed that they are
+//! Headers are read with checked slicing after `Walk::keep` has confirmed that they are
 //! captured: nothing here panics.
 //!
 //! Rules: every message keeps its 8-byte header; echo, timestamp, information, address mask,

@@ -1,6 +1,6 @@
 //! ICMPv6 (RFC 4443), neighbour discovery (RFC 4861) and MLD (RFC 2710, RFC 3810).
 //!
-//! Headers are read with checked slicing after [`Walk::keep`] has confirmed that they are
+//! Headers are read with checked slicing after `Walk::keep` has confirmed that they are
 //! captured: nothing here panics.
 //!
 //! Rules: errors keep the quoted IPv6 header (with its extension headers) and the first 8 bytes

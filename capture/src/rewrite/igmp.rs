@@ -1,6 +1,6 @@
 //! IGMP (RFC 1112, RFC 2236, RFC 3376).
 //!
-//! Headers are read with checked slicing after [`Walk::keep`] has confirmed that they are
+//! Headers are read with checked slicing after `Walk::keep` has confirmed that they are
 //! captured: nothing here panics.
 //!
 //! Rules: the group address of queries, reports and leaves is mapped, and so are every group

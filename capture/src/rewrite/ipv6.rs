@@ -13,7 +13,7 @@
 //! are zeroed, i.e. become Pad1s); other routing types cut the frame before them. Fragment
 //! headers are kept, and a non-first fragment keeps nothing after its fragment header. AH is
 //! kept; ESP keeps its SPI and sequence number only. The mobility header is walked in
-//! [`Walk::mobility`]. The transport checksum is adjusted for the source (or the home address)
+//! `Walk::mobility`. The transport checksum is adjusted for the source (or the home address)
 //! and the final destination (the routing header's last segment while segments are left).
 
 use anonymise::AddressMapper;

@@ -237,7 +237,7 @@ impl<M: AddressMapper> Walk<'_, M> {
         Ok(())
     }
 
-    /// Leaves a tunnel level entered with [`Walk::enter_tunnel`].
+    /// Leaves a tunnel level entered with `Walk::enter_tunnel`.
     pub(crate) fn leave_tunnel(&mut self) {
         self.tunnels = self.tunnels.saturating_sub(1);
     }

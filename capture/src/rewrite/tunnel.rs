@@ -1,7 +1,7 @@
 //! Tunnels: IP-in-IP (IPv4 and IPv6 in either), GRE (with ERSPAN types II and III), VXLAN and
 //! Teredo.
 //!
-//! Every tunnel level is entered through [`Walk::enter_tunnel`], so at most
+//! Every tunnel level is entered through `Walk::enter_tunnel`, so at most
 //! [`RewriteOptions::max_tunnel_depth`](super::RewriteOptions::max_tunnel_depth) levels are
 //! walked. The inner headers follow the same rules as outer ones; when they cannot be made safe,
 //! the frame is cut at the outer transport (tunnel) header. Headers are read with checked
