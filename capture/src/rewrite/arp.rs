@@ -78,7 +78,10 @@ impl<M: AddressMapper> Walk<'_, M> {
         let done = self.keep(off, total, limit);
         if done.cut.is_some() {
             // Never keep part of an address list.
-            return Done { end: off + FIXED_LEN, ..done };
+            return Done {
+                end: off + FIXED_LEN,
+                ..done
+            };
         }
         let sha = off + FIXED_LEN;
         let spa = sha + hlen;

@@ -76,9 +76,7 @@ impl<M: AddressMapper> Walk<'_, M> {
         let before = self.sum(off, cap_end);
         let body = off + HEADER_LEN;
         let done = match ty {
-            kind::ECHO_REPLY | kind::ECHO | kind::ROUTER_SOLICIT | 13..=18 | 30 => {
-                Done::ok(body)
-            }
+            kind::ECHO_REPLY | kind::ECHO | kind::ROUTER_SOLICIT | 13..=18 | 30 => Done::ok(body),
             kind::REDIRECT => {
                 self.map_v4(off + field::GATEWAY);
                 self.quoted(off, body, limit, 4)
@@ -108,8 +106,8 @@ impl<M: AddressMapper> Walk<'_, M> {
             Some(_) => Done::cut(inner, CutReason::BadHeaderLength),
             None => Done::cut(inner, CutReason::TruncatedHeader),
         };
-        let whole = done.end > inner
-            && matches!(done.cut, None | Some(CutReason::UnknownIpProtocol));
+        let whole =
+            done.end > inner && matches!(done.cut, None | Some(CutReason::UnknownIpProtocol));
         if whole {
             done
         } else {

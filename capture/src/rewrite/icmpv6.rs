@@ -79,7 +79,10 @@ impl<M: AddressMapper> Walk<'_, M> {
                     }
                     all
                 } else {
-                    Done { end: off + 2, ..all }
+                    Done {
+                        end: off + 2,
+                        ..all
+                    }
                 }
             }
             kind::MLD_QUERY | kind::MLD_REPORT | kind::MLD_DONE => {

@@ -67,7 +67,10 @@ impl<M: AddressMapper> Walk<'_, M> {
                         }
                         all
                     } else {
-                        Done { end: off + 2, ..all }
+                        Done {
+                            end: off + 2,
+                            ..all
+                        }
                     }
                 }
                 _ if with_group => {

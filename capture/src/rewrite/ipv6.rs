@@ -266,7 +266,8 @@ impl<M: AddressMapper> Walk<'_, M> {
     /// Rewrites the routing header at `buf[at..end]`. Returns the checksum delta of the final
     /// destination while segments are left.
     fn routing(&mut self, at: usize, end: usize) -> Result<Option<u16>, CutReason> {
-        let (Some(l), Some(ty), Some(left)) = (self.byte(at + 1), self.byte(at + 2), self.byte(at + 3))
+        let (Some(l), Some(ty), Some(left)) =
+            (self.byte(at + 1), self.byte(at + 2), self.byte(at + 3))
         else {
             return Err(CutReason::TruncatedHeader);
         };
@@ -315,12 +316,12 @@ impl<M: AddressMapper> Walk<'_, M> {
         };
         // Where the mobility options start, per message type.
         let opts = match ty {
-            0 => 8,        // binding refresh request
-            1 | 2 => 16,   // home / care-of test init
-            3 | 4 => 24,   // home / care-of test
-            5 => 12,       // binding update
-            6 => 12,       // binding acknowledgement
-            7 => 40,       // binding error (home address at 8)
+            0 => 8,      // binding refresh request
+            1 | 2 => 16, // home / care-of test init
+            3 | 4 => 24, // home / care-of test
+            5 => 12,     // binding update
+            6 => 12,     // binding acknowledgement
+            7 => 40,     // binding error (home address at 8)
             _ => return Done::cut(at, CutReason::UnsupportedHeader),
         };
         if at + opts > end {

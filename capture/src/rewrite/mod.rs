@@ -175,10 +175,7 @@ impl<M: AddressMapper> Walk<'_, M> {
 
     /// Writes a big-endian u16 at `at` (nothing if not captured).
     pub(crate) fn set_be16(&mut self, at: usize, value: u16) {
-        if let Some(b) = at
-            .checked_add(2)
-            .and_then(|e| self.buf.get_mut(at..e))
-        {
+        if let Some(b) = at.checked_add(2).and_then(|e| self.buf.get_mut(at..e)) {
             b.copy_from_slice(&value.to_be_bytes());
         }
     }

@@ -119,7 +119,10 @@ impl<M: AddressMapper> Walk<'_, M> {
             if let Some(inner) = inner {
                 region = checksum::delta(before, self.sum(hdr_end, self.cap(dgram_end)));
                 out = if inner.end < hdr_end {
-                    Done { end: hdr_end, ..inner }
+                    Done {
+                        end: hdr_end,
+                        ..inner
+                    }
                 } else {
                     inner
                 };
