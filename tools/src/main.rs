@@ -16,6 +16,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once per run: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Anonymise existing pcap, pcapng or ERF traces into header-only ERF.
     Offline(cmd::offline::Args),

@@ -69,8 +69,12 @@ impl std::str::FromStr for IfaceSpec {
 pub struct Args {
     /// Interface to capture on, optionally with queues (`eth0@0-3`); up to four times (ERF
     /// records carry the interface's position, 0-3, in their interface bits).
-    #[arg(long = "iface", short = 'i', required = true, value_name = "IF[@Q-Q]")]
+    #[arg(long = "iface", short = 'i', value_name = "IF[@Q-Q]")]
     ifaces: Vec<IfaceSpec>,
+    /// Capture from an Endace DAG card instead of AF_XDP interfaces.
+    #[cfg(feature = "dag")]
+    #[command(flatten)]
+    dag: super::dag::DagArgs,
     #[command(flatten)]
     key: KeyArgs,
     #[command(flatten)]
@@ -128,6 +132,21 @@ pub struct Args {
 
 /// Runs `anoncap capture`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    #[cfg(feature = "dag")]
+    if args.dag.dag.is_some() {
+        if !args.ifaces.is_empty() {
+            bail!("--dag and --iface cannot be used together");
+        }
+        let control = Control::with_signals().context("cannot install signal handlers")?;
+        let limits = capture::dag::pipeline::Limits {
+            packets: None,
+            duration: args.duration,
+        };
+        return super::dag::run(&args.dag, &args.key, &args.output, &control.stop, limits);
+    }
+    if args.ifaces.is_empty() {
+        bail!("no interface given: --iface IF (up to four times)");
+    }
     if args.ifaces.len() > 4 {
         bail!(
             "{} interfaces given; ERF records can name at most 4",
