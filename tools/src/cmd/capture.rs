@@ -359,7 +359,7 @@ fn print_summary(s: &live::LiveSummary, out: &OutputSummary) {
         );
     }
     for (name, n) in t.cuts.named() {
-        eprintln!("  cut to L2 or shorter: {n} ({name})");
+        eprintln!("  cut short of their headers: {n} ({name})");
     }
     for (name, n) in t.dropped.named() {
         eprintln!("  dropped by the rewriter: {n} ({name})");

@@ -153,7 +153,7 @@ fn print_summary(s: &DagSummary) {
             t.losses.total()
         );
         for (name, n) in t.cuts.named() {
-            eprintln!("  cut to L2 or shorter: {n} ({name})");
+            eprintln!("  cut short of their headers: {n} ({name})");
         }
         for (name, n) in t.dropped.named() {
             eprintln!("  dropped: {n} ({name})");
