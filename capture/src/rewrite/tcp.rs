@@ -4,7 +4,7 @@
 //! has, no accessor panics. Options are read with checked slicing.
 //!
 //! Rules: the header and all options are kept (timestamps included); the address of an MPTCP
-//! ADD_ADDR option (RFC 6824 and RFC 8684) is mapped; an option that cannot be parsed, and an
+//! ADD_ADDR option (RFC 6824 and RFC 8684) is mapped, and its truncated HMAC zeroed; an option that cannot be parsed, and an
 //! ADD_ADDR of unknown layout, is replaced by NOPs. The checksum is adjusted for the
 //! pseudo-header and for every changed header byte. Quoted inside an ICMP error, only the first
 //! 8 bytes (ports and sequence number) are kept; the checksum is still adjusted when captured,
@@ -137,6 +137,11 @@ impl<M: AddressMapper> Walk<'_, M> {
                         self.map_v6(i + 4);
                     }
                     _ => self.fill(i, i + len, option::NOP),
+                }
+                // RFC 8684's truncated HMAC covers the original address, and the keys it is
+                // made with travel in clear in MP_CAPABLE: it would confirm a guessed address.
+                if matches!(len, 16 | 18 | 28 | 30) {
+                    self.fill(i + len - 8, i + len, 0);
                 }
             }
             i += len;
