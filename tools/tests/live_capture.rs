@@ -533,6 +533,18 @@ fn kill_9_leaves_closed_files_intact_and_the_open_one_is_recovered() {
             run.signal("-KILL");
         });
         std::thread::sleep(Duration::from_millis(300));
+        // The program was attached through a link: the kernel removed it with the process.
+        let link = netns::exec_in(
+            &p.capture_ns,
+            "ip",
+            &["-d", "link", "show", "dev", &p.capture_if],
+        )
+        .unwrap();
+        let link = String::from_utf8_lossy(&link.stdout);
+        assert!(
+            !link.contains("xdp"),
+            "XDP program left after kill -9: {link}"
+        );
     }
     for f in erf_files(&out) {
         erf_records(&f);

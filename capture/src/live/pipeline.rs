@@ -17,6 +17,7 @@
 //! interface's counters. Each is passed to the sink once, as a delta, under its own cause.
 
 use super::batch::Batch;
+use super::program::XdpPrograms;
 use super::reorder::Merger;
 use super::sys;
 use super::xsk::{XskQueue, XskStats};
@@ -81,14 +82,24 @@ pub trait RecordSink {
     }
 }
 
+/// What the XDP program's metadata says about one frame.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct FrameMeta {
+    /// Nanoseconds: CLOCK_TAI at the XDP hook, or the device's own time if `device_time`.
+    pub ns: u64,
+    /// The frame's length on the wire (before the program cut it).
+    pub wire_len: u32,
+    /// The time is the device's RX timestamp (taken as UTC), not CLOCK_TAI.
+    pub device_time: bool,
+}
+
 /// The metadata the XDP program writes in front of each frame.
 #[derive(Copy, Clone, Debug)]
 pub struct MetaFormat {
     /// Its size in bytes (0: the program writes none).
     pub len: usize,
-    /// Reads (CLOCK_TAI nanoseconds at the XDP hook, wire length) from the metadata; `None`
-    /// if the bytes are not valid metadata.
-    pub parse: fn(&[u8]) -> Option<(u64, u32)>,
+    /// Reads the metadata; `None` if the bytes are not valid metadata.
+    pub parse: fn(&[u8]) -> Option<FrameMeta>,
 }
 
 impl MetaFormat {
@@ -140,6 +151,8 @@ pub struct PipelineConfig {
     pub meta: MetaFormat,
     /// Interface names by port, for their drop counters.
     pub ifaces: Vec<String>,
+    /// The XDP programs on the interfaces, whose own drops are kernel losses.
+    pub programs: Option<Arc<XdpPrograms>>,
 }
 
 impl Default for PipelineConfig {
@@ -158,6 +171,7 @@ impl Default for PipelineConfig {
             filter: None,
             meta: MetaFormat::NONE,
             ifaces: vec![],
+            programs: None,
         }
     }
 }
@@ -358,7 +372,16 @@ fn rx_loop(
                 return;
             };
             let (ts, wlen) = match m.and_then(meta.parse) {
-                Some((tai, wlen)) => (sys::tai_to_utc(tai, offset), wlen),
+                Some(FrameMeta {
+                    ns,
+                    wire_len,
+                    device_time: false,
+                }) => (sys::tai_to_utc(ns, offset), wire_len),
+                Some(FrameMeta {
+                    ns,
+                    wire_len,
+                    device_time: true,
+                }) => (Timestamp::from_unix_nanos(ns), wire_len),
                 None if meta.len == 0 => (now, frame.len() as u32),
                 // Metadata was expected and is not there: stamp it now rather than lose it.
                 None => (sys::now_utc(), frame.len() as u32),
@@ -466,14 +489,18 @@ struct LossTracker {
     reported: Vec<[u64; 2]>,
     iface_base: Vec<u64>,
     iface_reported: Vec<u64>,
+    programs: Option<Arc<XdpPrograms>>,
+    program_reported: Vec<u64>,
 }
 
 impl LossTracker {
-    fn new(sources: usize, ifaces: &[String]) -> Self {
+    fn new(sources: usize, ifaces: &[String], programs: Option<Arc<XdpPrograms>>) -> Self {
         LossTracker {
             reported: vec![[0; 2]; sources],
             iface_base: ifaces.iter().map(|i| sys::interface_drops(i)).collect(),
             iface_reported: vec![0; ifaces.len()],
+            programs,
+            program_reported: vec![0; ifaces.len()],
         }
     }
 
@@ -503,6 +530,14 @@ impl LossTracker {
             if d > 0 {
                 sink.add_loss(p as u8, LossCause::Interface, d);
                 self.iface_reported[p] = total;
+            }
+            if let Some(progs) = &self.programs {
+                let total = progs.losses(p as u8);
+                let d = total.saturating_sub(self.program_reported[p]);
+                if d > 0 {
+                    sink.add_loss(p as u8, LossCause::Kernel, d);
+                    self.program_reported[p] = total;
+                }
             }
         }
     }
@@ -647,7 +682,7 @@ where
     let (w_tx, w_rx) = channel::bounded::<Batch>(n_src * cfg.pool_batches);
     let drain = AtomicBool::new(false);
     let tai_offset = AtomicI64::new(sys::tai_offset_ns().unwrap_or(0));
-    let mut losses = LossTracker::new(n_src, &cfg.ifaces);
+    let mut losses = LossTracker::new(n_src, &cfg.ifaces, cfg.programs.clone());
     let mut filters = vec![];
     for _ in 0..n_anon {
         filters.push(match &cfg.filter {

@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use capture::live::adapt::LiveProcessor;
-use capture::live::{self, sys, BindMode, Control, PipelineConfig, Source, XskConfig, XskQueue};
+use capture::live::{
+    self, bpf, sys, BindMode, Control, PipelineConfig, ProgramSetup, Source, XdpPrograms,
+    XskConfig, XskQueue, ANONCAP_META,
+};
 use capture::offline::FrameProcessor;
 use capture::output::{
     recover_partials, ErfWriter, FullDiskPolicy, InterfaceInfo, OutputSummary, OutputTarget,
@@ -125,6 +128,28 @@ pub struct Args {
     /// Take over an interface that already has an XDP program.
     #[arg(long)]
     force: bool,
+    /// Where the XDP program runs: `auto` (in the driver, else in the generic skb path),
+    /// `native` or `generic`.
+    #[arg(long, default_value = "auto", value_parser = parse_xdp_mode, value_name = "MODE")]
+    xdp_mode: bpf::AttachMode,
+    /// Stamp frames with the device's RX timestamp where the driver gives one (a device-bound
+    /// program; frames without one keep the kernel's CLOCK_TAI time).
+    #[arg(long)]
+    device_timestamps: bool,
+    /// In-kernel prefilter: only these IP protocols (names or numbers, e.g. tcp,udp,47); other
+    /// frames pass to the kernel untouched and are not counted as captured or lost.
+    #[arg(long, value_delimiter = ',', value_parser = parse_protocol, value_name = "PROTO")]
+    prefilter_proto: Vec<u8>,
+    /// In-kernel prefilter: only TCP/UDP frames with one of these ports (source or destination).
+    #[arg(long, value_delimiter = ',', value_name = "PORT")]
+    prefilter_port: Vec<u16>,
+    /// In-kernel prefilter: only frames whose outer VLAN id is one of these.
+    #[arg(long, value_delimiter = ',', value_name = "VID")]
+    prefilter_vlan: Vec<u16>,
+    /// Bytes the XDP program keeps of a frame whose headers it cannot walk to the end (the
+    /// rewriter then cuts it exactly): 64-2048.
+    #[arg(long, default_value_t = 256, value_name = "BYTES")]
+    xdp_snaplen: u32,
     /// After set-up, switch to this user (as tcpdump -Z).
     #[arg(long, short = 'Z', value_name = "USER")]
     user: Option<String>,
@@ -208,7 +233,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         key_fingerprint: key.fingerprint(),
         interfaces,
         filter: args.filter.clone(),
-        clock_source: clock_source(),
+        clock_source: clock_source(args.device_timestamps),
         ..common::run_info()
     };
     let mut config = args.output.config(run)?;
@@ -235,9 +260,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         } else {
             BindMode::Auto
         },
-        // Until the XDP program of the bpf crate is attached here, libxdp's own redirect
-        // program steers frames to the sockets (frames arrive whole; the rewriter cuts them).
-        libxdp_program: true,
+        // Our own program steers frames to the sockets: libxdp must not load its own.
+        libxdp_program: false,
         ..XskConfig::default()
     };
     let mut sources = vec![];
@@ -246,10 +270,39 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot open an AF_XDP socket on {iface} queue {q}"))?;
         sources.push(Source { xsk, port: *port });
     }
+    // 5. The XDP program on each interface, with the sockets in its XSKMAP.
+    let iface_names: Vec<String> = args.ifaces.iter().map(|s| s.name.clone()).collect();
+    let setup = ProgramSetup {
+        options: bpf::ProgramOptions {
+            prefilter: bpf::Prefilter {
+                protocols: args.prefilter_proto.iter().copied().collect(),
+                ports: args.prefilter_port.iter().copied().collect(),
+                vlans: args.prefilter_vlan.iter().copied().collect(),
+            },
+            snap_len: args.xdp_snaplen,
+            ..bpf::ProgramOptions::default()
+        },
+        mode: args.xdp_mode,
+        force: args.force,
+        device_timestamps: args.device_timestamps,
+    };
+    let sockets: Vec<(u8, &XskQueue)> = sources.iter().map(|s| (s.port, &s.xsk)).collect();
+    let programs = XdpPrograms::attach(&iface_names, &sockets, &setup)
+        .context("cannot set up the XDP program")?;
+    drop(sockets);
+    let programs = std::sync::Arc::new(programs);
+    for (iface, mode) in programs.modes() {
+        if mode == bpf::AttachMode::Generic && args.xdp_mode == bpf::AttachMode::Auto {
+            eprintln!(
+                "anoncap: {iface}: the driver cannot run XDP natively; using generic (skb) XDP, \
+                 which costs more CPU per frame"
+            );
+        }
+    }
     let writer = ErfWriter::create(config)
         .with_context(|| format!("cannot create output {}", args.output.out.display()))?;
 
-    // 5. Privileges are no longer needed.
+    // 6. Privileges are no longer needed.
     if let Some(user) = &args.user {
         sys::drop_privileges(user).with_context(|| format!("cannot switch to user {user}"))?;
     }
@@ -272,12 +325,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         pin: !args.no_pin,
         stats_interval: args.stats.then_some(Duration::from_secs(1)),
         filter: args.filter.clone(),
-        ifaces: args.ifaces.iter().map(|s| s.name.clone()).collect(),
+        ifaces: iface_names.clone(),
+        meta: ANONCAP_META,
+        programs: Some(programs.clone()),
         ..PipelineConfig::default()
     };
     let copy_mode = sources.iter().any(|s| !s.xsk.zero_copy());
     eprintln!(
-        "anoncap: capturing on {} ({} queue{}, {} mode); writing to {}",
+        "anoncap: capturing on {} ({} queue{}, {} mode, XDP {}); writing to {}",
         args.ifaces
             .iter()
             .map(|s| s.name.as_str())
@@ -286,6 +341,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         sources.len(),
         if sources.len() == 1 { "" } else { "s" },
         if copy_mode { "copy" } else { "zero-copy" },
+        programs
+            .modes()
+            .iter()
+            .map(|(_, m)| mode_name(*m))
+            .collect::<Vec<_>>()
+            .join("/"),
         args.output.out.display()
     );
     let anonymise_mac = args.key.anonymise_mac;
@@ -304,12 +365,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         &mut writer,
         &control,
-        || (),
+        || programs.detach(),
     );
+    // Also on an error: the links close here at the latest.
+    programs.detach();
     let finished = writer.finish();
     let summary = result.context("the capture stopped")?;
     let out = finished.context("closing the output")?;
-    print_summary(&summary, &out);
+    print_summary(&summary, &out, &programs);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -322,16 +385,62 @@ fn link_speed(iface: &str) -> Option<u64> {
     (mbps > 0).then(|| mbps as u64 * 1_000_000)
 }
 
-fn clock_source() -> String {
+fn clock_source(device: bool) -> String {
     let cs =
         std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|_| "unknown".into());
-    format!("system clock (CLOCK_REALTIME when the frame is read from the socket; kernel clocksource {cs})")
+    let kernel = format!(
+        "kernel CLOCK_TAI at the XDP hook, converted to UTC with the CLOCK_REALTIME - CLOCK_TAI \
+         offset measured every second (kernel clocksource {cs})"
+    );
+    if device {
+        format!("device RX timestamp where the driver gives one, otherwise {kernel}")
+    } else {
+        kernel
+    }
+}
+
+fn parse_xdp_mode(s: &str) -> Result<bpf::AttachMode, String> {
+    match s {
+        "auto" => Ok(bpf::AttachMode::Auto),
+        "native" | "drv" => Ok(bpf::AttachMode::Native),
+        "generic" | "skb" => Ok(bpf::AttachMode::Generic),
+        _ => Err(format!("{s:?}: XDP modes are auto, native and generic")),
+    }
+}
+
+fn mode_name(m: bpf::AttachMode) -> &'static str {
+    match m {
+        bpf::AttachMode::Native => "native",
+        bpf::AttachMode::Generic => "generic",
+        bpf::AttachMode::Auto => "auto",
+    }
+}
+
+/// An IP protocol by number or by the name tcpdump uses.
+fn parse_protocol(s: &str) -> Result<u8, String> {
+    if let Ok(n) = s.parse::<u8>() {
+        return Ok(n);
+    }
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "icmp" => 1,
+        "igmp" => 2,
+        "ipip" => 4,
+        "tcp" => 6,
+        "udp" => 17,
+        "ipv6" => 41,
+        "gre" => 47,
+        "esp" => 50,
+        "ah" => 51,
+        "icmp6" | "icmpv6" => 58,
+        "sctp" => 132,
+        _ => return Err(format!("{s:?} is not an IP protocol name or number")),
+    })
 }
 
 /// Prints the end-of-run summary, as tcpdump does, then the detail by cause.
-fn print_summary(s: &live::LiveSummary, out: &OutputSummary) {
+fn print_summary(s: &live::LiveSummary, out: &OutputSummary, programs: &XdpPrograms) {
     let t = &out.totals;
     let captured = t.written.packets;
     let anoncap = t.losses.get(LossCause::Ring) + t.losses.get(LossCause::Writer);
@@ -374,6 +483,23 @@ fn print_summary(s: &live::LiveSummary, out: &OutputSummary) {
             src.kernel.kernel_losses(),
             src.kernel.rx_dropped,
             src.kernel.rx_ring_full
+        );
+    }
+    for ((iface, c), (_, mode)) in programs.counters().iter().zip(programs.modes()) {
+        eprintln!(
+            "  XDP program on {iface} ({}): {} seen, {} redirected, {} cut to headers, {} walked \
+             partly, {} passed (no socket {}, prefilter {}), {} lost (metadata {}, redirect {})",
+            mode_name(mode),
+            c.seen,
+            c.redirected,
+            c.truncated,
+            c.unparsed,
+            c.passed(),
+            c.pass_no_socket,
+            c.pass_filtered,
+            c.meta_failed + c.redirect_missed,
+            c.meta_failed,
+            c.redirect_missed
         );
     }
     for f in &out.files {
