@@ -69,6 +69,20 @@ pub fn delta_bytes(old: &[u8], new: &[u8]) -> u16 {
     delta(sum(old), sum(new))
 }
 
+/// [`delta_bytes`] of two 4-byte regions (an IPv4 address), without slices.
+#[inline]
+pub fn delta4(old: [u8; 4], new: [u8; 4]) -> u16 {
+    delta(sum4(old), sum4(new))
+}
+
+/// [`sum`] of 4 bytes.
+#[inline]
+fn sum4(b: [u8; 4]) -> u16 {
+    let w = u32::from_be_bytes(b);
+    let a = (w >> 16) + (w & 0xffff); // <= 0x1FFFE
+    ((a & 0xffff) + (a >> 16)) as u16
+}
+
 /// Applies `delta` to the checksum field value `cksum` (RFC 1624 equation 3).
 #[inline]
 pub fn adjust(cksum: u16, delta: u16) -> u16 {
@@ -144,6 +158,12 @@ mod tests {
         #[test]
         fn sum_matches_word_by_word(data in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
             proptest::prop_assert_eq!(sum(&data), sum_by_words(&data));
+        }
+
+        #[test]
+        fn delta4_matches_delta_bytes(old: [u8; 4], new: [u8; 4]) {
+            proptest::prop_assert_eq!(delta4(old, new), delta_bytes(&old, &new));
+            proptest::prop_assert_eq!(sum4(old), sum_by_words(&old));
         }
 
         #[test]

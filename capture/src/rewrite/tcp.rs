@@ -99,14 +99,21 @@ impl<M: AddressMapper> Walk<'_, M> {
             return done;
         }
         let end = off + len;
-        let before = self.sum(off, end);
-        self.tcp_options(off + HEADER_LEN, end);
-        let d = checksum::delta(before, self.sum(off, end));
+        // The header's sum before any option is changed, taken just before the first change
+        // (nothing in the header has changed until then); no change, no sums: the delta of an
+        // unchanged region is 0xFFFF, one's complement -0, whatever its sum.
+        let d = match self.tcp_options(off, off + HEADER_LEN, end) {
+            Some(before) => checksum::delta(before, self.sum(off, end)),
+            None => 0xffff,
+        };
         self.adjust16(off + field::CHECKSUM.start, checksum::add(pseudo.delta, d));
         done
     }
 
-    fn tcp_options(&mut self, from: usize, to: usize) {
+    /// Rewrites the options in `buf[from..to]` of the header that starts at `hdr`. Returns the
+    /// sum of `buf[hdr..to]` as it was before the first change, or `None` if nothing changed.
+    fn tcp_options(&mut self, hdr: usize, from: usize, to: usize) -> Option<u16> {
+        let mut before = None;
         let mut i = from;
         while i < to {
             let Some(kind) = self.byte(i) else { break };
@@ -120,6 +127,7 @@ impl<M: AddressMapper> Walk<'_, M> {
             }
             let len = self.byte(i + 1).map_or(0, usize::from);
             if len < 2 || i + len > to {
+                before.get_or_insert_with(|| self.sum(hdr, to));
                 self.fill(i, to, option::NOP);
                 break;
             }
@@ -127,6 +135,7 @@ impl<M: AddressMapper> Walk<'_, M> {
                 && len >= 3
                 && self.byte(i + 2).map(|b| b >> 4) == Some(option::MPTCP_ADD_ADDR)
             {
+                before.get_or_insert_with(|| self.sum(hdr, to));
                 // kind, length, subtype|flags (or IP version), address id, address, then an
                 // optional port and (RFC 8684) an optional truncated HMAC.
                 match len {
@@ -146,5 +155,6 @@ impl<M: AddressMapper> Walk<'_, M> {
             }
             i += len;
         }
+        before
     }
 }
