@@ -113,6 +113,9 @@ impl<M: AddressMapper> Walk<'_, M> {
     /// Rewrites the options in `buf[from..to]` of the header that starts at `hdr`. Returns the
     /// sum of `buf[hdr..to]` as it was before the first change, or `None` if nothing changed.
     fn tcp_options(&mut self, hdr: usize, from: usize, to: usize) -> Option<u16> {
+        if !self.buf.get(from..to).is_some_and(tcp_options_change) {
+            return None;
+        }
         let mut before = None;
         let mut i = from;
         while i < to {
@@ -157,4 +160,34 @@ impl<M: AddressMapper> Walk<'_, M> {
         }
         before
     }
+}
+
+/// Would the walk of [`Walk::tcp_options`] change anything in these options (the bytes from
+/// the end of the fixed header to the end of the TCP header)? A read-only scan with the same
+/// rules: true for an option that cannot be parsed and for an MPTCP ADD_ADDR; false when every
+/// option is kept as it is (the common case), so the walk and its checksum sums are skipped.
+fn tcp_options_change(opts: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(&kind) = opts.get(i) {
+        match kind {
+            option::EOL => return false,
+            option::NOP => {
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        let len = opts.get(i + 1).map_or(0, |&l| usize::from(l));
+        if len < 2 || i + len > opts.len() {
+            return true;
+        }
+        if kind == option::MPTCP
+            && len >= 3
+            && opts.get(i + 2).map(|b| b >> 4) == Some(option::MPTCP_ADD_ADDR)
+        {
+            return true;
+        }
+        i += len;
+    }
+    false
 }
