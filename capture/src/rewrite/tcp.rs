@@ -116,6 +116,11 @@ impl<M: AddressMapper> Walk<'_, M> {
         if !self.buf.get(from..to).is_some_and(tcp_options_change) {
             return None;
         }
+        self.tcp_options_walk(hdr, from, to)
+    }
+
+    /// The walk of [`Self::tcp_options`], without the read-only scan in front of it.
+    fn tcp_options_walk(&mut self, hdr: usize, from: usize, to: usize) -> Option<u16> {
         let mut before = None;
         let mut i = from;
         while i < to {
@@ -190,4 +195,75 @@ fn tcp_options_change(opts: &[u8]) -> bool {
         i += len;
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rewrite::RewriteOptions;
+    use proptest::prelude::*;
+
+    /// Changes every address it is given.
+    struct Flip;
+
+    impl AddressMapper for Flip {
+        fn map_ipv4(&mut self, a: [u8; 4]) -> [u8; 4] {
+            a.map(|b| !b)
+        }
+        fn map_ipv6(&mut self, a: [u8; 16]) -> [u8; 16] {
+            a.map(|b| !b)
+        }
+        fn map_mac(&mut self, m: [u8; 6]) -> [u8; 6] {
+            m
+        }
+    }
+
+    /// Option bytes made mostly of real option kinds and plausible lengths, with MPTCP
+    /// ADD_ADDR subtypes, so that every branch of the walk is reached.
+    fn options() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            Just(vec![option::NOP]),
+            Just(vec![option::EOL]),
+            Just(vec![2, 4, 5, 0xb4]),
+            Just(vec![8, 10, 1, 2, 3, 4, 5, 6, 7, 8]),
+            (0u8..40, proptest::collection::vec(any::<u8>(), 0..30)).prop_map(|(len, body)| {
+                let mut v = vec![option::MPTCP, len, option::MPTCP_ADD_ADDR << 4];
+                v.extend(body);
+                v
+            }),
+            proptest::collection::vec(any::<u8>(), 1..6),
+        ];
+        proptest::collection::vec(piece, 0..6).prop_map(|p| {
+            let mut v: Vec<u8> = p.concat();
+            v.truncate(40);
+            v
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// The scan says "no change" only when the walk would indeed change nothing, so
+        /// skipping the walk never leaves an address (or an unparsed option) in place; and
+        /// when it says "change", the walk does change something.
+        #[test]
+        fn scan_agrees_with_walk(opts in options(), trailing in any::<u8>()) {
+            let mut buf = vec![0u8; HEADER_LEN];
+            buf.extend_from_slice(&opts);
+            // A byte past the options, which the walk may read as a length.
+            buf.push(trailing);
+            let to = HEADER_LEN + opts.len();
+            let original = buf.clone();
+            let mut mapper = Flip;
+            let o = RewriteOptions::default();
+            let mut walk = Walk { buf: &mut buf, mapper: &mut mapper, opts: &o, tunnels: 0 };
+            let before = walk.tcp_options_walk(0, HEADER_LEN, to);
+            let changed = buf != original;
+            prop_assert_eq!(tcp_options_change(&original[HEADER_LEN..to]), changed);
+            prop_assert_eq!(before.is_some(), changed);
+            if let Some(b) = before {
+                prop_assert_eq!(b, checksum::sum(&original[..to]));
+            }
+        }
+    }
 }
