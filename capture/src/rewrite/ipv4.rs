@@ -296,6 +296,7 @@ impl<M: AddressMapper> Walk<'_, M> {
 
     /// Keeps the first `n` bytes of a header at `off` when they are captured and within
     /// `limit`, and nothing otherwise.
+    #[inline]
     pub(crate) fn keep(&self, off: usize, n: usize, limit: usize) -> Done {
         if off + n > limit {
             Done::cut(off, CutReason::BadHeaderLength)
@@ -308,6 +309,7 @@ impl<M: AddressMapper> Walk<'_, M> {
 
     /// Walks the header of protocol `proto` at `off`, carried by an IP header, in a datagram
     /// ending at `limit`.
+    #[inline(always)]
     pub(crate) fn transport(
         &mut self,
         proto: u8,

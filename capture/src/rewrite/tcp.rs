@@ -79,6 +79,7 @@ impl<T: AsRef<[u8]>> Segment<T> {
 
 impl<M: AddressMapper> Walk<'_, M> {
     /// Walks a TCP header at `off` in a datagram ending at `limit`.
+    #[inline(always)]
     pub(crate) fn tcp(&mut self, off: usize, limit: usize, pseudo: Pseudo, mode: Mode) -> Done {
         if mode == Mode::Quoted {
             let done = self.keep(off, 8, limit);

@@ -81,6 +81,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Datagram<T> {
 
 impl<M: AddressMapper> Walk<'_, M> {
     /// Walks a UDP (or, with `lite`, UDP-Lite) header at `off` in a datagram ending at `limit`.
+    #[inline(always)]
     pub(crate) fn udp(
         &mut self,
         off: usize,
