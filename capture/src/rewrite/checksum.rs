@@ -69,6 +69,24 @@ pub fn delta_bytes(old: &[u8], new: &[u8]) -> u16 {
     delta(sum(old), sum(new))
 }
 
+/// [`sum`] of a fixed-length region (an IPv4 header without options), unrolled.
+#[inline]
+pub fn sum_array<const N: usize>(data: &[u8; N]) -> u16 {
+    let mut acc: u64 = 0;
+    let mut i = 0;
+    while i + 4 <= N {
+        acc += u64::from(u32::from_be_bytes([
+            data[i],
+            data[i + 1],
+            data[i + 2],
+            data[i + 3],
+        ]));
+        i += 4;
+    }
+    acc += u64::from(sum(&data[i..]));
+    fold64(acc)
+}
+
 /// [`delta_bytes`] of two 4-byte regions (an IPv4 address), without slices.
 #[inline]
 pub fn delta4(old: [u8; 4], new: [u8; 4]) -> u16 {
@@ -158,6 +176,12 @@ mod tests {
         #[test]
         fn sum_matches_word_by_word(data in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
             proptest::prop_assert_eq!(sum(&data), sum_by_words(&data));
+        }
+
+        #[test]
+        fn sum_array_matches_sum(a: [u8; 20], b: [u8; 7]) {
+            proptest::prop_assert_eq!(sum_array(&a), sum(&a));
+            proptest::prop_assert_eq!(sum_array(&b), sum(&b));
         }
 
         #[test]

@@ -200,7 +200,11 @@ impl<M: AddressMapper> Walk<'_, M> {
         // so every header checksum of the output verifies (and none depends on the original
         // addresses).
         fixed[field::CHECKSUM].copy_from_slice(&[0, 0]);
-        let new_ck = checksum::compute(hdr, 0);
+        let new_ck = if ihl == HEADER_LEN {
+            !checksum::sum_array(fixed)
+        } else {
+            checksum::compute(hdr, 0)
+        };
         hdr[field::CHECKSUM].copy_from_slice(&new_ck.to_be_bytes());
 
         if frag != 0 {

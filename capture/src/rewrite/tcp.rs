@@ -113,6 +113,7 @@ impl<M: AddressMapper> Walk<'_, M> {
 
     /// Rewrites the options in `buf[from..to]` of the header that starts at `hdr`. Returns the
     /// sum of `buf[hdr..to]` as it was before the first change, or `None` if nothing changed.
+    #[inline]
     fn tcp_options(&mut self, hdr: usize, from: usize, to: usize) -> Option<u16> {
         if !self.buf.get(from..to).is_some_and(tcp_options_change) {
             return None;
@@ -121,6 +122,8 @@ impl<M: AddressMapper> Walk<'_, M> {
     }
 
     /// The walk of [`Self::tcp_options`], without the read-only scan in front of it.
+    #[cold]
+    #[inline(never)]
     fn tcp_options_walk(&mut self, hdr: usize, from: usize, to: usize) -> Option<u16> {
         let mut before = None;
         let mut i = from;
@@ -172,6 +175,7 @@ impl<M: AddressMapper> Walk<'_, M> {
 /// the end of the fixed header to the end of the TCP header)? A read-only scan with the same
 /// rules: true for an option that cannot be parsed and for an MPTCP ADD_ADDR; false when every
 /// option is kept as it is (the common case), so the walk and its checksum sums are skipped.
+#[inline]
 fn tcp_options_change(opts: &[u8]) -> bool {
     let mut i = 0;
     while let Some(&kind) = opts.get(i) {
