@@ -7,7 +7,9 @@
 //! - `synthetic`: 64-byte Ethernet/IPv4/UDP frames cut to their headers, with a Zipf(1.0) mix
 //!   of 4,096 addresses of 198.18.0.0/15;
 //! - `copy`: the baseline, the same rings and encoding with the frame written as captured;
-//! - `anonymise`: the live step (`FrameProcessor`: rewrite, Crypto-PAn, checksums).
+//! - `anonymise`: the live step (`FrameProcessor`: rewrite, Crypto-PAn, checksums), as the live
+//!   adapter runs it (frame copied into the processor's scratch buffer and the result back);
+//! - `anonymise_in_place`: the same step on the slot itself (`FrameProcessor::process_in_place`).
 //!
 //! `cargo bench -p benches --bench userspace`; `cargo run --release -p benches --bin
 //! userspace-report` prints ns/packet and the ratio to the baseline.
@@ -21,7 +23,7 @@ use anonymise::{Anonymiser, Key, Policy};
 use capture::offline::FrameProcessor;
 use capture::rewrite::{RewriteOptions, Rewriter};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use model::{Anonymise, Baseline, Frame, Pipeline};
+use model::{Anonymise, AnonymiseInPlace, Baseline, Frame, Pipeline};
 
 fn processor() -> Anonymise<Anonymiser> {
     let key = Key::from_bytes([7u8; 32]);
@@ -46,6 +48,11 @@ fn group(c: &mut Criterion, name: &str, frames: &[Frame]) {
     });
     g.bench_function("anonymise", |b| {
         b.iter(|| black_box(pipeline.run(black_box(frames), &mut step)))
+    });
+    let mut in_place = AnonymiseInPlace(processor().0);
+    assert_eq!(pipeline.run(frames, &mut in_place), warm);
+    g.bench_function("anonymise_in_place", |b| {
+        b.iter(|| black_box(pipeline.run(black_box(frames), &mut in_place)))
     });
     g.finish();
 }

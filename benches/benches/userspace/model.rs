@@ -12,9 +12,10 @@
 //! the other on one thread, so the figure is the CPU cost per packet of one core doing all of
 //! it (the live pipeline splits it over threads, which only adds cross-core traffic).
 //!
-//! Two per-frame steps run through the same machinery: [`Baseline`] (the baseline: the slot is
-//! encoded as it is) and [`Anonymise`] (the live step: [`FrameProcessor`] on the slot, the
-//! result copied back into the slot, as capture/src/live/adapt.rs does).
+//! Three per-frame steps run through the same machinery: [`Baseline`] (the slot is encoded as it
+//! is), [`Anonymise`] (the live step as capture/src/live/adapt.rs runs it: [`FrameProcessor`]
+//! copies the slot into its scratch buffer, rewrites it there, and the result is copied back
+//! into the slot) and [`AnonymiseInPlace`] (the same rewrite done in the slot, no copies).
 
 #![allow(dead_code)]
 
@@ -25,7 +26,7 @@ use std::path::Path;
 use anonymise::AddressMapper;
 use capture::erf::encode_packet;
 use capture::input::Trace;
-use capture::offline::{FrameProcessor, Processed};
+use capture::offline::{FrameProcessor, Processed, ProcessedRange};
 use capture::packet::{FrameKind, LinkType, Packet, Timestamp};
 use crossbeam::channel::{bounded, Receiver, Sender};
 
@@ -244,6 +245,30 @@ impl<M: AddressMapper> Step for Anonymise<M> {
                 (n, Some(kind))
             }
             Processed::Drop(_) => (0, None),
+        }
+    }
+}
+
+/// The live step without its two copies: [`FrameProcessor::process_in_place`] on the slot
+/// (what `LiveProcessor` can do instead of copying the frame out and the result back).
+pub struct AnonymiseInPlace<M>(pub FrameProcessor<M>);
+
+impl<M: AddressMapper> Step for AnonymiseInPlace<M> {
+    #[inline]
+    fn step(&mut self, slot: &mut [u8], caplen: usize, wlen: u32) -> (usize, Option<FrameKind>) {
+        let caplen = caplen.min(slot.len());
+        match self
+            .0
+            .process_in_place(LinkType::Ethernet, &mut slot[..caplen], wlen)
+        {
+            ProcessedRange::Write { kind, range, .. } => {
+                let n = range.len();
+                if range.start != 0 {
+                    slot.copy_within(range, 0);
+                }
+                (n, Some(kind))
+            }
+            ProcessedRange::Drop(_) => (0, None),
         }
     }
 }
