@@ -11,7 +11,7 @@ use anonymise::AddressMapper;
 
 use crate::input::{InputError, Merge, Trace};
 use crate::output::{ErfWriter, OutputError, OutputSummary};
-use crate::packet::{FrameKind, Packet};
+use crate::packet::{FrameKind, LinkType, Packet};
 use crate::rewrite::Rewriter;
 use crate::stats::{CutCounts, CutReason, LossCause};
 
@@ -33,6 +33,23 @@ pub enum Processed<'a> {
         cut: Option<CutReason>,
     },
     /// The frame cannot be written at all (nothing of it is known to be safe); count it.
+    Drop(CutReason),
+}
+
+/// What [`FrameProcessor::process_in_place`] made of a frame: [`Processed`] as a range of the
+/// caller's buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProcessedRange {
+    /// Write `frame[range]` as a record of this kind.
+    Write {
+        /// The ERF record type to write.
+        kind: FrameKind,
+        /// Where the rewritten headers are in the buffer (`start <= end <= len`).
+        range: core::ops::Range<usize>,
+        /// Set when the frame was cut short of its headers to keep it safe.
+        cut: Option<CutReason>,
+    },
+    /// The frame cannot be written at all; count it.
     Drop(CutReason),
 }
 
@@ -60,21 +77,49 @@ impl<M: AddressMapper> FrameProcessor<M> {
     ///
     /// The returned bytes borrow the processor's scratch buffer: they hold only what the
     /// rewriter wrote or checked for this frame (never bytes of an earlier frame).
+    #[inline]
     pub fn process(&mut self, packet: &Packet<'_>) -> Processed<'_> {
         let len = packet.data.len().min(self.scratch.len());
         let buf = &mut self.scratch[..len];
         buf.copy_from_slice(&packet.data[..len]);
-        let out = self
-            .rewriter
-            .rewrite(&mut self.mapper, packet.link, buf, packet.wlen);
-        match out.kind {
-            Some(kind) if out.start <= out.end && out.end <= len => Processed::Write {
+        match rewrite_in(
+            &self.rewriter,
+            &mut self.mapper,
+            packet.link,
+            buf,
+            packet.wlen,
+        ) {
+            ProcessedRange::Write { kind, range, cut } => Processed::Write {
                 kind,
-                data: &self.scratch[out.start..out.end],
-                cut: out.cut,
+                data: &self.scratch[range],
+                cut,
             },
-            _ => Processed::Drop(out.cut.unwrap_or(CutReason::UnsupportedLinkPayload)),
+            ProcessedRange::Drop(reason) => Processed::Drop(reason),
         }
+    }
+
+    /// [`Self::process`] without the copy: cuts the frame held in `frame` (the captured bytes
+    /// of one frame, in a buffer the caller owns and may overwrite, such as a batch slot) to
+    /// its headers and anonymises it in place.
+    ///
+    /// The same rules and the same output bytes as [`Self::process`] (only the first
+    /// [`MAX_HEADER_BYTES`] are looked at); `frame[range]` is what to write, and nothing of
+    /// the buffer outside that range may be written.
+    #[inline]
+    pub fn process_in_place(
+        &mut self,
+        link: LinkType,
+        frame: &mut [u8],
+        wlen: u32,
+    ) -> ProcessedRange {
+        let len = frame.len().min(self.scratch.len());
+        rewrite_in(
+            &self.rewriter,
+            &mut self.mapper,
+            link,
+            &mut frame[..len],
+            wlen,
+        )
     }
 
     /// Processes `packet` and writes the result: the losses its source recorded before it, then
@@ -108,6 +153,27 @@ impl<M: AddressMapper> FrameProcessor<M> {
     /// The mapper, e.g. to read its cache statistics.
     pub fn mapper(&self) -> &M {
         &self.mapper
+    }
+}
+
+/// Rewrites `buf` in place and checks the range the rewriter reports against it.
+#[inline]
+fn rewrite_in<M: AddressMapper>(
+    rewriter: &Rewriter,
+    mapper: &mut M,
+    link: LinkType,
+    buf: &mut [u8],
+    wlen: u32,
+) -> ProcessedRange {
+    let len = buf.len();
+    let out = rewriter.rewrite(mapper, link, buf, wlen);
+    match out.kind {
+        Some(kind) if out.start <= out.end && out.end <= len => ProcessedRange::Write {
+            kind,
+            range: out.start..out.end,
+            cut: out.cut,
+        },
+        _ => ProcessedRange::Drop(out.cut.unwrap_or(CutReason::UnsupportedLinkPayload)),
     }
 }
 
@@ -230,4 +296,81 @@ pub fn run_offline<M: AddressMapper>(
         }
     }
     OfflineOutcome { summary, error }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rewrite::RewriteOptions;
+
+    /// Changes every address it is given, deterministically.
+    struct Flip;
+
+    impl AddressMapper for Flip {
+        fn map_ipv4(&mut self, a: [u8; 4]) -> [u8; 4] {
+            a.map(|b| b ^ 0x5a)
+        }
+        fn map_ipv6(&mut self, a: [u8; 16]) -> [u8; 16] {
+            a.map(|b| b ^ 0xa5)
+        }
+        fn map_mac(&mut self, m: [u8; 6]) -> [u8; 6] {
+            m.map(|b| b ^ 0x3c)
+        }
+    }
+
+    /// `process_in_place` writes the same bytes as `process` (and drops the same frames), on
+    /// every frame of the bundled traces and on truncated and bit-flipped copies of them.
+    #[test]
+    fn in_place_matches_copying_step() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/traces");
+        let opts = RewriteOptions {
+            anonymise_mac: true,
+            ..RewriteOptions::default()
+        };
+        let mut a = FrameProcessor::new(Rewriter::new(opts.clone()), Flip);
+        let mut b = FrameProcessor::new(Rewriter::new(opts), Flip);
+        let mut frames = 0;
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for entry in std::fs::read_dir(&dir).expect("the bundled traces") {
+            let path = entry.expect("a directory entry").path();
+            let Ok(trace) = Trace::open(&path) else {
+                continue;
+            };
+            for packet in trace.packets().take(3000) {
+                let Ok(packet) = packet else { break };
+                for variant in 0..3 {
+                    let mut data = packet.data.to_vec();
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    match variant {
+                        1 if !data.is_empty() => data.truncate(seed as usize % data.len()),
+                        2 if !data.is_empty() => {
+                            let at = (seed >> 8) as usize % data.len().min(96);
+                            data[at] ^= 1 << ((seed >> 4) & 7);
+                        }
+                        _ => {}
+                    }
+                    let p = Packet {
+                        data: &data,
+                        ..packet
+                    };
+                    let want = match a.process(&p) {
+                        Processed::Write { kind, data, cut } => Ok((kind, data.to_vec(), cut)),
+                        Processed::Drop(r) => Err(r),
+                    };
+                    let mut slot = data.clone();
+                    let got = match b.process_in_place(p.link, &mut slot, p.wlen) {
+                        ProcessedRange::Write { kind, range, cut } => {
+                            Ok((kind, slot[range].to_vec(), cut))
+                        }
+                        ProcessedRange::Drop(r) => Err(r),
+                    };
+                    assert_eq!(got, want, "{} variant {variant}", path.display());
+                    frames += 1;
+                }
+            }
+        }
+        assert!(frames > 10_000, "only {frames} frames compared");
+    }
 }

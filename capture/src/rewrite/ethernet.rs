@@ -186,6 +186,7 @@ impl<M: AddressMapper> Walk<'_, M> {
 
     /// Walks what an EtherType (or a GRE protocol type) names at `off`. On failure the walk is
     /// cut at `off`: what came before (L2 header, tags, label stack, GRE header) is kept.
+    #[inline(always)]
     pub(crate) fn ethertype_payload(&mut self, ty: u16, off: usize, limit: usize) -> Done {
         match ty {
             ethertype::IPV4 => self.ipv4(off, limit, Mode::Normal),

@@ -167,23 +167,45 @@ impl<M: AddressMapper> Walk<'_, M> {
         }
         let frag = ip.frag_offset();
         let proto = ip.protocol();
-        let final_delta = self.ipv4_options(off + HEADER_LEN, hdr_end);
-        let src_delta = self.map_v4(off + field::SRC.start);
-        let dst_delta = self.map_v4(off + field::DST.start);
+        let final_delta = if ihl > HEADER_LEN {
+            self.ipv4_options(off + HEADER_LEN, hdr_end)
+        } else {
+            None
+        };
+        // The whole header is captured (checked above): map both addresses and recompute the
+        // checksum in one borrow of it, with no further bounds checks.
+        let Some(hdr) = self.buf.get_mut(off..hdr_end) else {
+            return Done::cut(off, CutReason::TruncatedHeader);
+        };
+        let Some(fixed) = hdr
+            .get_mut(..HEADER_LEN)
+            .and_then(|f| <&mut [u8; HEADER_LEN]>::try_from(f).ok())
+        else {
+            return Done::cut(off, CutReason::TruncatedHeader);
+        };
+        let src = [fixed[12], fixed[13], fixed[14], fixed[15]];
+        let dst = [fixed[16], fixed[17], fixed[18], fixed[19]];
+        let (new_src, new_dst) = (self.mapper.map_ipv4(src), self.mapper.map_ipv4(dst));
+        fixed[field::SRC].copy_from_slice(&new_src);
+        fixed[field::DST].copy_from_slice(&new_dst);
         let pseudo = Pseudo {
-            delta: checksum::add(src_delta, final_delta.unwrap_or(dst_delta)),
+            delta: checksum::add(
+                checksum::delta4(src, new_src),
+                final_delta.unwrap_or_else(|| checksum::delta4(dst, new_dst)),
+            ),
             v6: false,
         };
 
         // Recomputed over the rewritten header: a checksum the input got wrong is made right,
         // so every header checksum of the output verifies (and none depends on the original
         // addresses).
-        self.set_be16(off + field::CHECKSUM.start, 0);
-        let new_ck = self
-            .buf
-            .get(off..hdr_end)
-            .map_or(0, |h| checksum::compute(h, 0));
-        self.set_be16(off + field::CHECKSUM.start, new_ck);
+        fixed[field::CHECKSUM].copy_from_slice(&[0, 0]);
+        let new_ck = if ihl == HEADER_LEN {
+            !checksum::sum_array(fixed)
+        } else {
+            checksum::compute(hdr, 0)
+        };
+        hdr[field::CHECKSUM].copy_from_slice(&new_ck.to_be_bytes());
 
         if frag != 0 {
             // A non-first fragment: only the IP header is kept.
@@ -278,6 +300,7 @@ impl<M: AddressMapper> Walk<'_, M> {
 
     /// Keeps the first `n` bytes of a header at `off` when they are captured and within
     /// `limit`, and nothing otherwise.
+    #[inline]
     pub(crate) fn keep(&self, off: usize, n: usize, limit: usize) -> Done {
         if off + n > limit {
             Done::cut(off, CutReason::BadHeaderLength)
@@ -290,6 +313,7 @@ impl<M: AddressMapper> Walk<'_, M> {
 
     /// Walks the header of protocol `proto` at `off`, carried by an IP header, in a datagram
     /// ending at `limit`.
+    #[inline(always)]
     pub(crate) fn transport(
         &mut self,
         proto: u8,

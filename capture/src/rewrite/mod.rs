@@ -154,6 +154,7 @@ impl<M: AddressMapper> Walk<'_, M> {
     }
 
     /// The folded one's complement sum of `buf[from..to]` (clamped to the buffer).
+    #[inline]
     pub(crate) fn sum(&self, from: usize, to: usize) -> u16 {
         let to = to.min(self.buf.len());
         match self.buf.get(from..to) {
@@ -190,13 +191,17 @@ impl<M: AddressMapper> Walk<'_, M> {
     /// Maps the IPv4 address at `at` in place; returns the checksum delta of the change
     /// (0 if the address is not wholly captured, in which case nothing is written).
     pub(crate) fn map_v4(&mut self, at: usize) -> u16 {
-        let Some(slot) = at.checked_add(4).and_then(|e| self.buf.get_mut(at..e)) else {
+        let Some(slot) = at
+            .checked_add(4)
+            .and_then(|e| self.buf.get_mut(at..e))
+            .and_then(|s| <&mut [u8; 4]>::try_from(s).ok())
+        else {
             return 0;
         };
-        let old = [slot[0], slot[1], slot[2], slot[3]];
+        let old = *slot;
         let new = self.mapper.map_ipv4(old);
-        slot.copy_from_slice(&new);
-        checksum::delta_bytes(&old, &new)
+        *slot = new;
+        checksum::delta4(old, new)
     }
 
     /// Maps the IPv6 address at `at` in place; returns the checksum delta of the change.

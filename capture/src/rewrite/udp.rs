@@ -81,6 +81,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Datagram<T> {
 
 impl<M: AddressMapper> Walk<'_, M> {
     /// Walks a UDP (or, with `lite`, UDP-Lite) header at `off` in a datagram ending at `limit`.
+    #[inline(always)]
     pub(crate) fn udp(
         &mut self,
         off: usize,
@@ -107,26 +108,24 @@ impl<M: AddressMapper> Walk<'_, M> {
         let hdr_end = off + HEADER_LEN;
         let mut out = done;
         let mut region = 0;
-        if mode == Mode::Normal && !lite {
+        let tunnel = dst == VXLAN_PORT || src == TEREDO_PORT || dst == TEREDO_PORT;
+        if mode == Mode::Normal && !lite && tunnel {
+            // Only a tunnel changes bytes after the header: sum what it covers only then.
             let before = self.sum(hdr_end, self.cap(dgram_end));
             let inner = if dst == VXLAN_PORT {
-                Some(self.vxlan(hdr_end, dgram_end))
-            } else if src == TEREDO_PORT || dst == TEREDO_PORT {
-                Some(self.teredo(hdr_end, dgram_end))
+                self.vxlan(hdr_end, dgram_end)
             } else {
-                None
+                self.teredo(hdr_end, dgram_end)
             };
-            if let Some(inner) = inner {
-                region = checksum::delta(before, self.sum(hdr_end, self.cap(dgram_end)));
-                out = if inner.end < hdr_end {
-                    Done {
-                        end: hdr_end,
-                        ..inner
-                    }
-                } else {
-                    inner
-                };
-            }
+            region = checksum::delta(before, self.sum(hdr_end, self.cap(dgram_end)));
+            out = if inner.end < hdr_end {
+                Done {
+                    end: hdr_end,
+                    ..inner
+                }
+            } else {
+                inner
+            };
         }
         if ck != 0 {
             let mut new = checksum::adjust(ck, checksum::add(pseudo.delta, region));
