@@ -1,30 +1,44 @@
 #!/usr/bin/env bash
 # Live capture benchmark on a veth pair between two namespaces (this script creates and
-# removes them; nothing leaves the pair): anoncap capture vs tcpdump -s 128 -w FILE on the same
-# interface, at fixed offered rates, then anoncap alone at top speed.
+# removes them; nothing leaves the pair):
+#  (a) anoncap capture vs tcpdump -s 128 -w FILE on the same interface (tcpdump with no XDP
+#      program attached), both writing to the same disk, at fixed offered rates (tcpreplay
+#      --pps), with 64-byte frames and a real mixed trace;
+#  (b) anoncap alone at the highest rate our sender (anoncap-send, the XDP live-frames
+#      transmit path, no veth push-back) reaches.
 #
-# Usage: benches/live/veth-vs-tcpdump.sh [ANONCAP_BINARY] [RUN_DIR]
-#   ANONCAP_BINARY defaults to target/release/anoncap (cargo build --release -p tools)
-#   RUN_DIR        defaults to benches/live/runs/<date>-<host>; results.csv and notes go there
+# Usage: benches/live/veth-vs-tcpdump.sh [BIN_DIR] [RUN_DIR]
+#   BIN_DIR  holds anoncap and anoncap-send (default target/release; cargo build --release -p tools)
+#   RUN_DIR  defaults to benches/live/runs/<date>-<host>; results.csv and notes.txt go there
+# Environment: RATES (default "200000 500000 1000000"), COUNT (frames per measurement,
+# default 1000000), TOP_SECONDS (length of each top-speed run, default 5), MIXED (the trace).
 #
-# Layout (2 cores): the capture's receive thread on core 0, its anonymiser on core 1; the
-# sender (tcpreplay) on core 1. IPv6 is off on both links. Both captures write to the same
-# disk (RUN_DIR). CPU is system-wide, from /proc/stat (user+nice+system+irq+softirq of all
-# cores), in CPU seconds per million packets offered.
+# Each rate is also measured with no capture at all ("none": the sender and the kernel's own
+# handling of the frames), the floor both captures add to.
+#
+# Layout (2 cores): the capture's threads (anoncap receive + anonymiser, or tcpdump) on core 0;
+# the sender on core 1, where veth also runs the receiving side's XDP and softirq work (veth
+# processes the receiver's frames on the sender's CPU). IPv6 is off on both links. CPU is
+# system-wide, from /proc/stat (user+nice+system+irq+softirq of all cores), over the send
+# interval plus one second, in CPU seconds per million frames sent.
 set -euo pipefail
-BIN=${1:-target/release/anoncap}
+BIN_DIR=${1:-target/release}
 RUN=${2:-benches/live/runs/$(date +%Y%m%d)-$(hostname)}
 RATES=${RATES:-"200000 500000 1000000"}
 COUNT=${COUNT:-1000000}
-TRACE64=$RUN/frames64.pcap
+TOP_SECONDS=${TOP_SECONDS:-5}
 MIXED=${MIXED:-testdata/traces/zeek-echo-connections.pcap}
 mkdir -p "$RUN"
 RUN=$(cd "$RUN" && pwd)
-BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
-CAP=abc$$-cap SND=abc$$-snd IFC=abc$$c IFS=abc$$s
+BIN_DIR=$(cd "$BIN_DIR" && pwd)
+MIXED=$(cd "$(dirname "$MIXED")" && pwd)/$(basename "$MIXED")
+ANONCAP=$BIN_DIR/anoncap SENDER=$BIN_DIR/anoncap-send
+TRACE64=$RUN/frames64.pcap
+CAP=abc$$-cap SND=abc$$-snd IF_CAP=abc$$c IF_SND=abc$$s
 
 cleanup() {
     ip netns pids "$CAP" 2>/dev/null | xargs -r kill 2>/dev/null || true
+    ip netns pids "$SND" 2>/dev/null | xargs -r kill 2>/dev/null || true
     ip netns del "$CAP" 2>/dev/null || true
     ip netns del "$SND" 2>/dev/null || true
 }
@@ -34,23 +48,29 @@ ip netns add "$CAP"; ip netns add "$SND"
 for ns in "$CAP" "$SND"; do
     ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 done
-ip -n "$CAP" link add "$IFC" numrxqueues 1 numtxqueues 1 type veth peer name "$IFS" netns "$SND"
-ip -n "$CAP" link set "$IFC" up; ip -n "$SND" link set "$IFS" up
+ip -n "$CAP" link add "$IF_CAP" numrxqueues 1 numtxqueues 1 type veth \
+    peer name "$IF_SND" netns "$SND" numrxqueues 1 numtxqueues 1
+ip -n "$CAP" link set "$IF_CAP" up; ip -n "$SND" link set "$IF_SND" up
 
-# 64-byte frames (60 on the wire without FCS): one UDP flow, written with python3.
+# 64-byte frames (60 on the wire without FCS) for tcpreplay: UDP between 4096 hosts of the
+# benchmarking range 198.18.0.0/15, so the anonymiser sees many addresses.
 python3 - "$TRACE64" <<'PY'
 import struct, sys
-frame = bytes.fromhex("020000000002" "020000000001" "0800"
-    "4500002e00004000401100" "00" "c0000201" "c0000202" "30393039001a0000")
-ip = bytearray(frame[14:34])
-c = sum(struct.unpack("!10H", bytes(ip)))
-c = (c & 0xffff) + (c >> 16); c = (c & 0xffff) + (c >> 16)
-ip[10:12] = struct.pack("!H", ~c & 0xffff)
-frame = frame[:14] + bytes(ip) + frame[34:]
-frame = frame + bytes(60 - len(frame))
+def csum(b):
+    c = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while c >> 16:
+        c = (c & 0xffff) + (c >> 16)
+    return ~c & 0xffff
 with open(sys.argv[1], "wb") as f:
     f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
-    for i in range(10000):
+    for i in range(20000):
+        h = (i * 2654435761) & 0xfff
+        src = bytes([198, 18, h >> 8, h & 0xff])
+        dst = bytes([198, 19, (i >> 8) & 0x0f, i & 0xff])
+        ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 46, i & 0xffff, 0x4000, 64, 17, 0, src, dst))
+        ip[10:12] = struct.pack("!H", csum(bytes(ip)))
+        udp = struct.pack("!HHHH", 1024 + (i % 4096), 9, 26, 0) + bytes(18)
+        frame = bytes.fromhex("020000000002" "020000000001" "0800") + bytes(ip) + udp
         f.write(struct.pack("<IIII", i // 1000000, i % 1000000, len(frame), len(frame)))
         f.write(frame)
 PY
@@ -58,51 +78,99 @@ head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$RUN/bench.key"; chmod 60
 
 cpu_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat; }
 hz=$(getconf CLK_TCK)
+count_of() { awk '/^Number of packets/{print $NF}' <(capinfos -c -M "$1"); }
 
-# One measurement: TOOL (anoncap|tcpdump), TRACE, RATE (pps or "top").
-measure() {
-    local tool=$1 trace=$2 rate=$3 out=$RUN/out-$tool
+# Starts a capture by TOOL (anoncap|tcpdump) into $RUN/out-TOOL, logging to $1.
+start_capture() {
+    local tool=$1 log=$2
+    local out=$RUN/out-$tool
     rm -rf "$out"; mkdir -p "$out"
-    local log=$RUN/$tool-$(basename "$trace")-$rate.log
-    if [ "$tool" = anoncap ]; then
-        ip netns exec "$CAP" "$BIN" capture --iface "$IFC" --key "$RUN/bench.key" --out "$out" \
-            --cores 0,1 2>"$log" & 
+    CAP_PID=
+    if [ "$tool" = none ]; then
+        return
+    elif [ "$tool" = anoncap ]; then
+        ip netns exec "$CAP" "$ANONCAP" capture --iface "$IF_CAP" --key "$RUN/bench.key" \
+            --out "$out" --cores 0,0 2>"$log" &
     else
-        ip netns exec "$CAP" taskset -c 0 tcpdump -n -i "$IFC" -s 128 -w "$out/tcpdump.pcap" 2>"$log" &
+        ip netns exec "$CAP" taskset -c 0 tcpdump -n -i "$IF_CAP" -s 128 -w "$out/tcpdump.pcap" 2>"$log" &
     fi
-    local pid=$!
+    CAP_PID=$!
     sleep 2
-    local loops=$(( COUNT / $(capinfos -c -M "$trace" | awk '/Number of packets/{print $NF}') + 1 ))
-    local speed=(--topspeed); [ "$rate" != top ] && speed=(--pps "$rate")
-    local t0; t0=$(cpu_ticks)
-    local sent
-    sent=$(ip netns exec "$SND" taskset -c 1 tcpreplay -i "$IFS" "${speed[@]}" --loop "$loops" --limit "$COUNT" "$trace" 2>&1 |
-        awk '/Successful packets:/{print $3}')
-    sleep 1
-    local t1; t1=$(cpu_ticks)
-    kill -INT "$pid"; wait "$pid" || true
-    local captured lost
-    if [ "$tool" = anoncap ]; then
-        captured=$(awk '/packets captured/{print $1}' "$log")
-        lost=$(awk '/packets dropped by/{s+=$1} END{print s+0}' "$log")
-    else
-        captured=$(awk '/packets captured/{print $1}' "$log")
-        lost=$(awk '/packets dropped by/{s+=$1} END{print s+0}' "$log")
-    fi
-    local cpu; cpu=$(echo "scale=3; ($t1 - $t0) / $hz / ($sent / 1000000)" | bc)
-    echo "$tool,$(basename "$trace"),$rate,$sent,$captured,$lost,$cpu" | tee -a "$RUN/results.csv"
 }
 
-echo "tool,trace,offered_pps,sent,captured,lost,cpu_s_per_mpkt" > "$RUN/results.csv"
+# Stops the capture and sets CL to "captured,lost" from its summary (not in a subshell: it
+# must wait for the capture to print its summary).
+stop_capture() {
+    local log=$1
+    if [ -z "$CAP_PID" ]; then
+        CL=","
+        return
+    fi
+    sleep 1
+    kill -INT "$CAP_PID"; wait "$CAP_PID" || true
+    local captured lost
+    captured=$(awk '/packets captured/{print $1}' "$log")
+    lost=$(awk '/packets dropped by/{s+=$1} END{print s+0}' "$log")
+    CL="$captured,$lost"
+}
+
+# (a) One measurement: TOOL, TRACE, RATE (pps), tcpreplay as the sender.
+measure_replay() {
+    local tool=$1 trace=$2 rate=$3
+    local log=$RUN/$tool-$(basename "$trace" .pcap)-$rate.log
+    start_capture "$tool" "$log"
+    local loops=$(( COUNT / $(count_of "$trace") + 1 ))
+    local t0 t1 s0 s1 sent achieved
+    t0=$(cpu_ticks); s0=$(date +%s.%N)
+    sent=$(ip netns exec "$SND" taskset -c 1 tcpreplay -i "$IF_SND" --pps "$rate" --loop "$loops" \
+        --limit "$COUNT" "$trace" 2>&1 | awk '/Successful packets:/{print $3}')
+    s1=$(date +%s.%N)
+    sleep 1
+    t1=$(cpu_ticks)
+    stop_capture "$log"
+    achieved=$(awk -v n="$sent" -v a="$s0" -v b="$s1" 'BEGIN{printf "%.0f", n / (b - a)}')
+    local cpu; cpu=$(awk -v t="$((t1 - t0))" -v hz="$hz" -v n="$sent" 'BEGIN{printf "%.3f", t / hz / (n / 1e6)}')
+    echo "$tool,tcpreplay,$(basename "$trace"),$rate,$achieved,$sent,$CL,$cpu" | tee -a "$RUN/results.csv"
+}
+
+# (b) anoncap alone, our sender at top speed for TOP_SECONDS: SOURCE is --synthetic 64 or
+# --trace FILE. "sent" is what the veth pair delivered to the capture end (the sender's
+# "delivered" figure).
+measure_top() {
+    local label=$1; shift
+    local log=$RUN/anoncap-$label-top.log
+    start_capture anoncap "$log"
+    local t0 t1 json sent achieved
+    t0=$(cpu_ticks)
+    json=$(ip netns exec "$SND" taskset -c 1 "$SENDER" --iface "$IF_SND" "$@" \
+        --duration "${TOP_SECONDS}s" --json)
+    t1=$(cpu_ticks)
+    echo "$json" > "$RUN/sender-$label-top.json"
+    sent=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["delivered"])' "$json")
+    achieved=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(round(d["delivered"] / d["elapsed_s"]))' "$json")
+    stop_capture "$log"
+    local cpu; cpu=$(awk -v t="$((t1 - t0))" -v hz="$hz" -v n="$sent" 'BEGIN{printf "%.3f", t / hz / (n / 1e6)}')
+    echo "anoncap,anoncap-send,$label,top,$achieved,$sent,$CL,$cpu" | tee -a "$RUN/results.csv"
+}
+
+echo "tool,sender,trace,offered_pps,achieved_pps,sent,captured,lost,cpu_s_per_mpkt" > "$RUN/results.csv"
 {
     echo "host: $(hostname), $(nproc) cores, kernel $(uname -r), $(date -u +%FT%TZ)"
-    echo "anoncap: $("$BIN" --version)"; tcpdump --version 2>&1 | head -1; tcpreplay -V 2>&1 | head -1
+    grep -m1 'model name' /proc/cpuinfo
+    echo "anoncap: $("$ANONCAP" --version)"; tcpdump --version 2>&1 | head -1; tcpreplay -V 2>&1 | head -1
+    echo "COUNT=$COUNT RATES=$RATES TOP_SECONDS=$TOP_SECONDS"
 } > "$RUN/notes.txt"
 for trace in "$TRACE64" "$MIXED"; do
     for rate in $RATES; do
-        measure tcpdump "$trace" "$rate"
-        measure anoncap "$trace" "$rate"
+        measure_replay none "$trace" "$rate"
+        measure_replay tcpdump "$trace" "$rate"
+        measure_replay anoncap "$trace" "$rate"
     done
-    measure anoncap "$trace" top
 done
+if [ -x "$SENDER" ]; then
+    measure_top synthetic64 --synthetic 64
+    measure_top "$(basename "$MIXED" .pcap)" --trace "$MIXED"
+else
+    echo "no $SENDER: part (b) skipped (cargo build --release -p tools)" | tee -a "$RUN/notes.txt"
+fi
 echo "results in $RUN/results.csv"

@@ -5,7 +5,7 @@
 use super::pipeline::{Processed, RecordSink, SinkError, SlotProcessor};
 use crate::offline::{self, FrameProcessor};
 use crate::output::ErfWriter;
-use crate::packet::{FrameKind, LinkType, Packet, Timestamp};
+use crate::packet::{FrameKind, LinkType, Timestamp};
 use crate::stats::{CutReason, LossCause};
 use anonymise::AddressMapper;
 
@@ -15,22 +15,24 @@ pub struct LiveProcessor<M>(pub FrameProcessor<M>);
 impl<M: AddressMapper> SlotProcessor for LiveProcessor<M> {
     fn process(&mut self, buf: &mut [u8], caplen: usize, wlen: u32) -> Processed {
         let caplen = caplen.min(buf.len());
-        let packet = Packet {
-            ts: Timestamp(0),
-            link: LinkType::Ethernet,
-            iface: 0,
-            wlen,
-            lost_before: 0,
-            data: &buf[..caplen],
-        };
-        match self.0.process(&packet) {
-            offline::Processed::Write { kind, data, cut } => {
-                // The rewriter only ever shortens a frame: its output fits the slot.
-                let n = data.len().min(buf.len());
-                buf[..n].copy_from_slice(&data[..n]);
-                Processed::Write { len: n, kind, cut }
+        // Rewritten in the slot itself (same rules and bytes as the offline copy path); only
+        // the returned range is ever written, so what lies outside it never leaves the slot.
+        match self
+            .0
+            .process_in_place(LinkType::Ethernet, &mut buf[..caplen], wlen)
+        {
+            offline::ProcessedRange::Write { kind, range, cut } => {
+                let range = range.start.min(caplen)..range.end.min(caplen);
+                if range.start != 0 {
+                    buf.copy_within(range.clone(), 0);
+                }
+                Processed::Write {
+                    len: range.len(),
+                    kind,
+                    cut,
+                }
             }
-            offline::Processed::Drop(reason) => Processed::Drop(reason),
+            offline::ProcessedRange::Drop(reason) => Processed::Drop(reason),
         }
     }
 }

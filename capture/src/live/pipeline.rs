@@ -23,7 +23,7 @@ use super::sys;
 use super::xsk::{XskQueue, XskStats};
 use crate::packet::{FrameKind, Timestamp};
 use crate::stats::{CutReason, LossCause};
-use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
 use hdrhistogram::Histogram;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -136,6 +136,12 @@ pub struct PipelineConfig {
     pub reorder_window: Duration,
     /// A partial batch is handed on once its first frame is this old.
     pub flush_after: Duration,
+    /// When a read found fewer frames than a batch while traffic flows, the receive thread
+    /// sleeps this long before the next read, so that frames gather in the RX ring (as a NIC's
+    /// interrupt coalescing, ethtool's rx-usecs): fewer wake-ups and system calls per frame.
+    /// The RX ring must hold what arrives meanwhile (16384 entries: 1.1 ms at 14.88 Mpps).
+    /// Zero reads again at once.
+    pub rx_coalesce: Duration,
     /// Cores for the receive threads, in socket order (empty: round-robin over all cores).
     pub rx_cores: Vec<usize>,
     /// Cores for the anonymiser threads (empty: round-robin after the receive threads).
@@ -164,6 +170,7 @@ impl Default for PipelineConfig {
             anon_threads: 1,
             reorder_window: Duration::from_millis(20),
             flush_after: Duration::from_millis(1),
+            rx_coalesce: Duration::from_micros(200),
             rx_cores: vec![],
             anon_cores: vec![],
             pin: true,
@@ -426,6 +433,9 @@ fn rx_loop(
             }
         } else {
             empty_rounds = 0;
+            if n < cfg.batch && !draining && !cfg.rx_coalesce.is_zero() {
+                std::thread::sleep(cfg.rx_coalesce);
+            }
         }
     }
     if let Some(b) = cur.take().filter(|b| !b.is_empty()) {
@@ -436,6 +446,32 @@ fn rx_loop(
     }
 }
 
+/// How long after its last batch a thread keeps waiting by short sleeps (see
+/// [`PipelineConfig::rx_coalesce`]) rather than blocking on its ring: while traffic flows, a
+/// sleep costs one timer wake-up, where a blocking receive spins, yields and parks per batch.
+const ACTIVE_FOR: Duration = Duration::from_millis(10);
+
+/// The next batch from `rx`; `None` once every sender is gone.
+fn recv_coalesced(rx: &Receiver<Batch>, active: &mut Instant, coalesce: Duration) -> Option<Batch> {
+    loop {
+        match rx.try_recv() {
+            Ok(b) => {
+                *active = Instant::now();
+                return Some(b);
+            }
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) if !coalesce.is_zero() && active.elapsed() < ACTIVE_FOR => {
+                std::thread::sleep(coalesce);
+            }
+            Err(TryRecvError::Empty) => {
+                let b = rx.recv().ok()?;
+                *active = Instant::now();
+                return Some(b);
+            }
+        }
+    }
+}
+
 /// The anonymiser loop: makes every frame of every batch safe, or marks it filtered.
 fn anon_loop<P: SlotProcessor>(
     mut proc: P,
@@ -443,8 +479,10 @@ fn anon_loop<P: SlotProcessor>(
     input: Receiver<Batch>,
     out: Sender<Batch>,
     counters: &[Counters],
+    coalesce: Duration,
 ) {
-    for mut b in input.iter() {
+    let mut active = Instant::now();
+    while let Some(mut b) = recv_coalesced(&input, &mut active, coalesce) {
         let mut filtered = 0u64;
         for i in 0..b.len() {
             let Some((info, slot)) = b.slot_mut(i) else {
@@ -723,7 +761,7 @@ where
                     .spawn_scoped(scope, move || {
                         pin(core);
                         let proc = make(a);
-                        anon_loop(proc, filter, input, out, c);
+                        anon_loop(proc, filter, input, out, c, cfg.rx_coalesce);
                     })
                     .map_err(|_| {
                         drain.store(true, Ordering::Release);
@@ -743,6 +781,7 @@ where
         let mut last_clock = Instant::now();
         let mut failure: Option<PipelineError> = None;
         let mut written = 0u64;
+        let mut active = Instant::now();
         loop {
             let mut done = false;
             let got = |b: Batch, merger: &mut Merger, stats: &mut Option<StageStats>| {
@@ -757,8 +796,20 @@ where
                     let _ = pool_tx[b.source.min(n_src - 1)].try_send(b);
                 });
             };
-            match w_rx.recv_timeout(Duration::from_millis(5)) {
+            let next = match w_rx.try_recv() {
+                Ok(b) => Ok(b),
+                Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+                Err(TryRecvError::Empty)
+                    if !cfg.rx_coalesce.is_zero() && active.elapsed() < ACTIVE_FOR =>
+                {
+                    std::thread::sleep(cfg.rx_coalesce);
+                    Err(RecvTimeoutError::Timeout)
+                }
+                Err(TryRecvError::Empty) => w_rx.recv_timeout(Duration::from_millis(5)),
+            };
+            match next {
                 Ok(b) => {
+                    active = Instant::now();
                     got(b, &mut merger, &mut stats);
                     for _ in 0..256 {
                         match w_rx.try_recv() {

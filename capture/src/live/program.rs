@@ -42,8 +42,8 @@ pub enum ProgramError {
     /// The interface does not exist.
     #[error("no such interface: {0}")]
     NoInterface(String),
-    /// Loading, registering or attaching failed.
-    #[error("{iface}: {source}")]
+    /// Loading, registering or attaching failed (the cause is the source).
+    #[error("{iface}")]
     Bpf {
         /// The interface.
         iface: String,

@@ -104,6 +104,10 @@ pub struct Args {
     /// UMEM frames per socket (2 KiB each).
     #[arg(long, default_value_t = 32768, value_name = "N")]
     frames: u32,
+    /// After a read that found less than a batch, wait this long before the next one so that
+    /// frames gather in the RX ring (fewer wake-ups per frame; 0 to read again at once).
+    #[arg(long, default_value = "200us", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    rx_coalesce: Duration,
     /// Frames per batch.
     #[arg(long, default_value_t = 64, value_name = "N")]
     batch: usize,
@@ -327,6 +331,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         filter: args.filter.clone(),
         ifaces: iface_names.clone(),
         meta: ANONCAP_META,
+        rx_coalesce: args.rx_coalesce,
         programs: Some(programs.clone()),
         ..PipelineConfig::default()
     };
