@@ -11,7 +11,8 @@
 #   BIN_DIR  holds anoncap and anoncap-send (default target/release; cargo build --release -p tools)
 #   RUN_DIR  defaults to benches/live/runs/<date>-<host>; results.csv and notes.txt go there
 # Environment: RATES (default "200000 500000 1000000"), COUNT (frames per measurement,
-# default 1000000), TOP_SECONDS (length of each top-speed run, default 5), MIXED (the trace).
+# default 1000000), TOP_SECONDS (length of each top-speed run, default 5), MIXED (the trace),
+# ANONCAP_ARGS (extra flags for anoncap capture, e.g. "--xdp-mode generic").
 #
 # Each rate is also measured with no capture at all ("none": the sender and the kernel's own
 # handling of the frames), the floor both captures add to.
@@ -78,6 +79,8 @@ head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$RUN/bench.key"; chmod 60
 
 cpu_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat; }
 hz=$(getconf CLK_TCK)
+# CPU seconds per million frames: per_mpkt TICKS FRAMES.
+per_mpkt() { awk -v t="$1" -v hz="$hz" -v n="$2" 'BEGIN{printf "%.3f", t / hz / (n / 1e6)}'; }
 count_of() { awk '/^Number of packets/{print $NF}' <(capinfos -c -M "$1"); }
 
 # Starts a capture by TOOL (anoncap|tcpdump) into $RUN/out-TOOL, logging to $1.
@@ -90,28 +93,33 @@ start_capture() {
         return
     elif [ "$tool" = anoncap ]; then
         ip netns exec "$CAP" "$ANONCAP" capture --iface "$IF_CAP" --key "$RUN/bench.key" \
-            --out "$out" --cores 0,0 2>"$log" &
+            --out "$out" --cores 0,0 ${ANONCAP_ARGS:-} 2>"$log" &
     else
         ip netns exec "$CAP" taskset -c 0 tcpdump -n -i "$IF_CAP" -s 128 -w "$out/tcpdump.pcap" 2>"$log" &
     fi
     CAP_PID=$!
     sleep 2
+    PROC0=$(proc_ticks)
 }
+
+# CPU ticks the capture process itself used so far (all its threads, user + system).
+proc_ticks() { awk '{print $14 + $15}' "/proc/$CAP_PID/stat" 2>/dev/null || echo 0; }
 
 # Stops the capture and sets CL to "captured,lost" from its summary (not in a subshell: it
 # must wait for the capture to print its summary).
 stop_capture() {
     local log=$1
     if [ -z "$CAP_PID" ]; then
-        CL=","
+        CL=",,"
         return
     fi
     sleep 1
+    local own=$(( $(proc_ticks) - PROC0 ))
     kill -INT "$CAP_PID"; wait "$CAP_PID" || true
     local captured lost
     captured=$(awk '/packets captured/{print $1}' "$log")
     lost=$(awk '/packets dropped by/{s+=$1} END{print s+0}' "$log")
-    CL="$captured,$lost"
+    CL="$captured,$lost,$own"
 }
 
 # (a) One measurement: TOOL, TRACE, RATE (pps), tcpreplay as the sender.
@@ -129,7 +137,7 @@ measure_replay() {
     t1=$(cpu_ticks)
     stop_capture "$log"
     achieved=$(awk -v n="$sent" -v a="$s0" -v b="$s1" 'BEGIN{printf "%.0f", n / (b - a)}')
-    local cpu; cpu=$(awk -v t="$((t1 - t0))" -v hz="$hz" -v n="$sent" 'BEGIN{printf "%.3f", t / hz / (n / 1e6)}')
+    local cpu; cpu=$(per_mpkt $((t1 - t0)) "$sent")
     echo "$tool,tcpreplay,$(basename "$trace"),$rate,$achieved,$sent,$CL,$cpu" | tee -a "$RUN/results.csv"
 }
 
@@ -149,11 +157,13 @@ measure_top() {
     sent=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["delivered"])' "$json")
     achieved=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(round(d["delivered"] / d["elapsed_s"]))' "$json")
     stop_capture "$log"
-    local cpu; cpu=$(awk -v t="$((t1 - t0))" -v hz="$hz" -v n="$sent" 'BEGIN{printf "%.3f", t / hz / (n / 1e6)}')
+    local cpu; cpu=$(per_mpkt $((t1 - t0)) "$sent")
     echo "anoncap,anoncap-send,$label,top,$achieved,$sent,$CL,$cpu" | tee -a "$RUN/results.csv"
 }
 
-echo "tool,sender,trace,offered_pps,achieved_pps,sent,captured,lost,cpu_s_per_mpkt" > "$RUN/results.csv"
+# own_ticks: CPU ticks (1/CLK_TCK s) of the capture process itself, from /proc/PID/stat:
+# robust to other load on the machine, but without the kernel's softirq work for it.
+echo "tool,sender,trace,offered_pps,achieved_pps,sent,captured,lost,own_ticks,cpu_s_per_mpkt" > "$RUN/results.csv"
 {
     echo "host: $(hostname), $(nproc) cores, kernel $(uname -r), $(date -u +%FT%TZ)"
     grep -m1 'model name' /proc/cpuinfo

@@ -170,7 +170,7 @@ impl Default for PipelineConfig {
             anon_threads: 1,
             reorder_window: Duration::from_millis(20),
             flush_after: Duration::from_millis(1),
-            rx_coalesce: Duration::from_micros(200),
+            rx_coalesce: Duration::from_micros(500),
             rx_cores: vec![],
             anon_cores: vec![],
             pin: true,
