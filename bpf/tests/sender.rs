@@ -159,7 +159,7 @@ fn mixed_lengths_arrive_byte_for_byte_in_order() {
     let pcap = dir.join("rb.pcap");
     let mut tcpdump = Command::new("ip")
         .args([
-            "netns", "exec", &pair.rcv, "tcpdump", "-i", "rb", "-s", "0", "-U", "-n",
+            "netns", "exec", &pair.rcv, "tcpdump", "-i", "rb", "-B", "65536", "-s", "0", "-U", "-n",
         ])
         .arg("--immediate-mode")
         .arg("-w")
