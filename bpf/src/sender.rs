@@ -269,9 +269,8 @@ impl IoctlSocket {
             });
         }
         // SAFETY: fd was just returned by socket(2) and nothing else owns it.
-        Ok(IoctlSocket {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(IoctlSocket { fd })
     }
 
     /// An ifreq naming `name`, or None when the name does not fit IFNAMSIZ.

@@ -8,7 +8,7 @@
 //! inside network namespaces. With `--netns NS` the tool enters the namespace itself (setns on
 //! its only thread, before anything else); running it under `ip netns exec NS` works as well.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -74,7 +74,7 @@ struct Skipped {
     short: u64,
 }
 
-fn trace_frames(path: &PathBuf, iface: &Interface) -> Result<(Vec<Vec<u8>>, Skipped, u64)> {
+fn trace_frames(path: &Path, iface: &Interface) -> Result<(Vec<Vec<u8>>, Skipped, u64)> {
     let trace = Trace::open(path).with_context(|| format!("opening {}", path.display()))?;
     let ifaces = trace.interfaces();
     let mut frames = Vec::new();
