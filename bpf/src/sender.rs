@@ -34,6 +34,11 @@
 //!   without XDP/GRO, link down, frame longer than MTU + 18) are in neither, and are
 //!   `transmitted - offered`.
 //!
+//! veth runs the receiver's NAPI on the sender's CPU after each kernel batch (unless the
+//! receiver's NAPI is threaded), so with batches of at most 256 frames its 256-entry ring does
+//! not overflow and a slow receiver lowers the send rate instead; with threaded NAPI the ring
+//! overflows and `xdp_xmit_errors` (and the receiver's `rx_dropped`) grow by the same count.
+//!
 //! The counters are read in the calling thread's network namespace, through ioctls, never
 //! /sys (which shows the namespace /sys was mounted in).
 //!
