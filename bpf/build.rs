@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use libbpf_cargo::SkeletonBuilder;
 
 /// The program objects: (source, object and skeleton name).
-const OBJECTS: [(&str, &str); 2] = [
+const OBJECTS: [(&str, &str); 3] = [
     ("src/bpf/anoncap.bpf.c", "anoncap"),
     ("src/bpf/anoncap_devbound.bpf.c", "anoncap_devbound"),
+    // The traffic sender's XDP_TX program and its test sink (bpf::sender).
+    ("src/bpf/sender.bpf.c", "sender"),
 ];
 
 /// Headers both objects include.

@@ -13,6 +13,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use libbpf_rs::{MapCore, MapFlags, Object, ObjectBuilder};
 
+pub mod sender;
 mod sys;
 
 /// The generic program object (kernel CLOCK_TAI timestamps), as compiled by build.rs.
