@@ -4,14 +4,15 @@
 #  (a) anoncap capture vs tcpdump -s 128 -w FILE on the same interface (tcpdump with no XDP
 #      program attached), both writing to the same disk, at fixed offered rates (tcpreplay
 #      --pps), with 64-byte frames and a real mixed trace;
-#  (b) anoncap alone at the highest rate our sender (anoncap-send, the XDP live-frames
-#      transmit path, no veth push-back) reaches.
+#  (b) anoncap alone with our sender (anoncap-send, the XDP live-frames transmit path, no
+#      veth push-back) at SENDER_RATES and at the highest rate it reaches.
 #
 # Usage: benches/live/veth-vs-tcpdump.sh [BIN_DIR] [RUN_DIR]
 #   BIN_DIR  holds anoncap and anoncap-send (default target/release; cargo build --release -p tools)
 #   RUN_DIR  defaults to benches/live/runs/<date>-<host>; results.csv and notes.txt go there
 # Environment: RATES (default "200000 500000 1000000"), COUNT (frames per measurement,
-# default 1000000), TOP_SECONDS (length of each top-speed run, default 5), MIXED (the trace),
+# default 1000000), TOP_SECONDS (length of each run of our sender, default 5), SENDER_RATES
+# (rates of our sender before its top speed, default "1000000 1500000 2000000"), MIXED (the trace),
 # ANONCAP_ARGS (extra flags for anoncap capture, e.g. "--xdp-mode generic").
 #
 # Each rate is also measured with no capture at all ("none": the sender and the kernel's own
@@ -28,6 +29,7 @@ RUN=${2:-benches/live/runs/$(date +%Y%m%d)-$(hostname)}
 RATES=${RATES:-"200000 500000 1000000"}
 COUNT=${COUNT:-1000000}
 TOP_SECONDS=${TOP_SECONDS:-5}
+SENDER_RATES=${SENDER_RATES:-"1000000 1500000 2000000"}
 MIXED=${MIXED:-testdata/traces/zeek-echo-connections.pcap}
 mkdir -p "$RUN"
 RUN=$(cd "$RUN" && pwd)
@@ -141,24 +143,26 @@ measure_replay() {
     echo "$tool,tcpreplay,$(basename "$trace"),$rate,$achieved,$sent,$CL,$cpu" | tee -a "$RUN/results.csv"
 }
 
-# (b) anoncap alone, our sender at top speed for TOP_SECONDS: SOURCE is --synthetic 64 or
-# --trace FILE. "sent" is what the veth pair delivered to the capture end (the sender's
-# "delivered" figure).
-measure_top() {
-    local label=$1; shift
-    local log=$RUN/anoncap-$label-top.log
+# (b) anoncap alone, our sender for TOP_SECONDS at RATE (pps, or "top"): SOURCE is
+# --synthetic 64 or --trace FILE. "sent" is what the sender offered to the veth pair (its
+# "offered": the sending veth's xdp_xmit + xdp_xmit_errors counters), which the capture must
+# account for as captured or lost.
+measure_sender() {
+    local label=$1 rate=$2; shift 2
+    local log=$RUN/anoncap-$label-$rate.log
+    local limit=(); [ "$rate" != top ] && limit=(--pps "$rate")
     start_capture anoncap "$log"
     local t0 t1 json sent achieved
     t0=$(cpu_ticks)
-    json=$(ip netns exec "$SND" taskset -c 1 "$SENDER" --iface "$IF_SND" "$@" \
+    json=$(ip netns exec "$SND" taskset -c 1 "$SENDER" --iface "$IF_SND" "$@" "${limit[@]}" \
         --duration "${TOP_SECONDS}s" --json)
     t1=$(cpu_ticks)
-    echo "$json" > "$RUN/sender-$label-top.json"
-    sent=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["delivered"])' "$json")
-    achieved=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(round(d["delivered"] / d["elapsed_s"]))' "$json")
+    echo "$json" > "$RUN/sender-$label-$rate.json"
+    sent=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["offered"])' "$json")
+    achieved=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(round(d["offered"] / d["elapsed_s"]))' "$json")
     stop_capture "$log"
     local cpu; cpu=$(per_mpkt $((t1 - t0)) "$sent")
-    echo "anoncap,anoncap-send,$label,top,$achieved,$sent,$CL,$cpu" | tee -a "$RUN/results.csv"
+    echo "anoncap,anoncap-send,$label,$rate,$achieved,$sent,$CL,$cpu" | tee -a "$RUN/results.csv"
 }
 
 # own_ticks: CPU ticks (1/CLK_TCK s) of the capture process itself, from /proc/PID/stat:
@@ -178,8 +182,10 @@ for trace in "$TRACE64" "$MIXED"; do
     done
 done
 if [ -x "$SENDER" ]; then
-    measure_top synthetic64 --synthetic 64
-    measure_top "$(basename "$MIXED" .pcap)" --trace "$MIXED"
+    for rate in $SENDER_RATES top; do
+        measure_sender synthetic64 "$rate" --synthetic 64
+        measure_sender "$(basename "$MIXED" .pcap)" "$rate" --trace "$MIXED"
+    done
 else
     echo "no $SENDER: part (b) skipped (cargo build --release -p tools)" | tee -a "$RUN/notes.txt"
 fi

@@ -614,7 +614,12 @@ impl XdpProgram {
 }
 
 fn attached_prog_id(ifindex: u32) -> Result<u32, BpfError> {
-    // Any fd serves: query_id only uses the ifindex.
+    let (any, drv, skb) = attached_prog_ids(ifindex)?;
+    Ok(any.max(drv).max(skb))
+}
+
+/// The programs attached to `ifindex` in this namespace: (any, driver, generic).
+fn attached_prog_ids(ifindex: u32) -> Result<(u32, u32, u32), BpfError> {
     let dummy = std::fs::File::open("/dev/null").map_err(|e| BpfError::Os {
         what: "opening /dev/null",
         errno: e.raw_os_error().unwrap_or(0),
@@ -623,14 +628,18 @@ fn attached_prog_id(ifindex: u32) -> Result<u32, BpfError> {
     let opts = xdp
         .query(ifindex as i32, libbpf_rs::XdpFlags::NONE)
         .map_err(lib("querying the interface's XDP program"))?;
-    Ok(opts.prog_id.max(opts.drv_prog_id).max(opts.skb_prog_id))
+    Ok((opts.prog_id, opts.drv_prog_id, opts.skb_prog_id))
 }
 
 fn detach_existing(ifindex: u32) -> Result<(), BpfError> {
-    // A link-attached program: detach its link.
+    // A link-attached program: detach its link. Links are listed for every network namespace
+    // and carry only the ifindex, which other namespaces reuse: a link is ours only if it also
+    // holds the program that netlink, which answers for this namespace, says is attached here.
+    let (any, drv, skb) = attached_prog_ids(ifindex)?;
+    let here = [any, drv, skb];
     for info in libbpf_rs::query::LinkInfoIter::default() {
         if let libbpf_rs::query::LinkTypeInfo::Xdp(x) = &info.info {
-            if x.ifindex == ifindex {
+            if x.ifindex == ifindex && info.prog_id != 0 && here.contains(&info.prog_id) {
                 sys::link_detach_by_id(info.id).map_err(|errno| BpfError::Os {
                     what: "detaching the existing XDP link",
                     errno,

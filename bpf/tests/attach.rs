@@ -169,3 +169,45 @@ fn register_socket_rejects_a_non_xdp_fd() {
     use std::os::fd::AsRawFd;
     assert!(p.register_socket(0, f.as_raw_fd()).is_err());
 }
+
+#[test]
+fn force_replaces_only_the_program_of_its_own_namespace() {
+    // Interfaces of two namespaces share ifindex numbers; the kernel's link list spans all
+    // namespaces, so a forced attach must not detach the other namespace's program.
+    let a = Netns::new("fa");
+    let b = Netns::new("fb");
+    let ifindex = a.ifindex("va");
+    assert_eq!(ifindex, b.ifindex("va"), "fresh namespaces number alike");
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let path = format!("/run/netns/{}", a.name);
+    let holder = std::thread::spawn(move || {
+        enter(&std::fs::File::open(&path).expect("open netns"));
+        let p = XdpProgram::load(&ProgramOptions::default()).expect("load");
+        let held = p
+            .attach(ifindex, AttachMode::Native, false)
+            .expect("attach in a");
+        ready_tx.send(()).unwrap();
+        let _ = rx.recv();
+        drop(held);
+    });
+    ready_rx.recv().unwrap();
+    let forced = b.run(move || {
+        let q = XdpProgram::load(&ProgramOptions::default()).expect("load");
+        let first = q
+            .attach(ifindex, AttachMode::Native, false)
+            .expect("attach in b");
+        let r = XdpProgram::load(&ProgramOptions::default()).expect("load");
+        let forced = r.attach(ifindex, AttachMode::Native, true).is_ok();
+        drop(first);
+        forced
+    });
+    let still = xdp_prog_attached(&a, "va");
+    tx.send(()).unwrap();
+    holder.join().unwrap();
+    assert!(forced, "forced attach in b");
+    assert!(
+        still,
+        "the program in namespace a was detached by b's forced attach"
+    );
+}
