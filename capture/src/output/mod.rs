@@ -564,11 +564,12 @@ impl ErfWriter {
         if let Some(f) = &self.cur {
             if let OutputTarget::Directory { rotate_bytes, .. } = self.cfg.target {
                 let size = f.committed + self.len as u64;
+                // Cheapest test first: most records neither cross the size nor the time limit.
                 let over_size =
                     f.started && size + rec_len as u64 + self.end_reserve > rotate_bytes;
-                let over_time = f.window_end_ns.is_some_and(|end| ts.to_unix_nanos() >= end);
-                let has_packets = self.stats.written.packets + self.pending.packets > 0;
-                if has_packets && (over_size || over_time) {
+                if (over_size || f.window_end_ns.is_some_and(|end| ts.to_unix_nanos() >= end))
+                    && self.stats.written.packets + self.pending.packets > 0
+                {
                     self.close_current(true)?;
                 }
             }
