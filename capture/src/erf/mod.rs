@@ -629,35 +629,54 @@ impl RecordRepr {
 
 /// The rlen [`encode_packet`] produces for `data_len` captured bytes of a `wlen`-byte frame.
 pub const fn packet_record_len(kind: FrameKind, wlen: u16, data_len: usize) -> usize {
-    packet_repr(Timestamp(0), 0, kind, 0, wlen, data_len).buffer_len()
+    PacketLayout::new(kind, wlen, data_len).rlen
 }
 
-const fn packet_repr(
-    ts: Timestamp,
-    iface: u8,
-    kind: FrameKind,
-    lctr: u16,
-    wlen: u16,
-    data_len: usize,
-) -> RecordRepr {
-    let record_type = RecordType::for_frame(kind);
-    let framing = HEADER_LEN + record_type.subheader_len();
-    let mut caplen = if data_len < wlen as usize {
-        data_len
-    } else {
-        wlen as usize
-    };
-    if framing + caplen > MAX_RLEN {
-        caplen = MAX_RLEN - framing;
-    }
-    RecordRepr {
-        ts,
-        record_type,
-        flags: FLAG_VLEN | (iface & FLAG_IFACE_MASK),
-        lctr,
-        wlen,
-        host_id: None,
-        caplen,
+/// The lengths of one packet record as [`encode_packet`] writes it, computed once.
+///
+/// [`PacketLayout::new`] applies the writer rule of this module: the captured bytes are cut to
+/// the wire length and to what fits in [`MAX_RLEN`], and the record is padded with zeros to a
+/// multiple of 8 only when nothing was cut below the wire length.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct PacketLayout {
+    /// The record type code (2 ETH, 22 IPV4, 23 IPV6); no extension header.
+    pub type_code: u8,
+    /// Header + subheader: where the captured bytes start (18 for ETH, 16 otherwise).
+    pub framing: usize,
+    /// The number of captured bytes written.
+    pub caplen: usize,
+    /// The record length (framing + caplen + padding), the value of rlen.
+    pub rlen: usize,
+}
+
+impl PacketLayout {
+    /// The layout of a record for `data_len` captured bytes of a `wlen`-byte frame of `kind`.
+    #[inline]
+    pub const fn new(kind: FrameKind, wlen: u16, data_len: usize) -> Self {
+        let (type_code, framing) = match kind {
+            FrameKind::Ethernet => (RecordType::Eth.code(), HEADER_LEN + ETH_SUBHEADER_LEN),
+            FrameKind::Ipv4 => (RecordType::Ipv4.code(), HEADER_LEN),
+            FrameKind::Ipv6 => (RecordType::Ipv6.code(), HEADER_LEN),
+        };
+        let wlen = wlen as usize;
+        let mut caplen = if data_len < wlen { data_len } else { wlen };
+        if caplen > MAX_RLEN - framing {
+            caplen = MAX_RLEN - framing;
+        }
+        let len = framing + caplen;
+        // Zeros up to the next multiple of 8 (at most 7), only when caplen == wlen: for a
+        // snapped record readers would show the padding as captured bytes.
+        let padding = if caplen >= wlen {
+            len.wrapping_neg() & 7
+        } else {
+            0
+        };
+        PacketLayout {
+            type_code,
+            framing,
+            caplen,
+            rlen: len + padding,
+        }
     }
 }
 
@@ -666,7 +685,8 @@ const fn packet_repr(
 /// Type ETH (with a `00 00` subheader), IPV4 or IPV6 by `kind`; flags = vlen | `iface`; no
 /// extension header. The captured bytes are `data`, cut to `wlen` (bytes past the wire length
 /// would be hidden from readers, so they are never written) and to what fits in 65528 bytes.
-/// Padding follows the writer rule of this module.
+/// Padding follows the writer rule of this module. Only the first rlen bytes of `buf` are
+/// written, and nothing is written when an error is returned.
 #[inline]
 pub fn encode_packet(
     buf: &mut [u8],
@@ -680,19 +700,55 @@ pub fn encode_packet(
     if iface > FLAG_IFACE_MASK {
         return Err(EncodeError::BadInterface(iface));
     }
-    let repr = packet_repr(ts, iface, kind, lctr, wlen, data.len());
-    let len = repr.buffer_len();
-    if buf.len() < len {
+    let layout = PacketLayout::new(kind, wlen, data.len());
+    encode_packet_with(buf, &layout, ts, iface, lctr, wlen, data)
+}
+
+/// [`encode_packet`] with the layout already computed (by [`PacketLayout::new`] for the same
+/// `kind`, `wlen` and `data.len()`) and `iface` already checked to be at most 3.
+#[inline(always)]
+pub(crate) fn encode_packet_with(
+    buf: &mut [u8],
+    layout: &PacketLayout,
+    ts: Timestamp,
+    iface: u8,
+    lctr: u16,
+    wlen: u16,
+    data: &[u8],
+) -> Result<usize, EncodeError> {
+    let PacketLayout {
+        type_code,
+        framing,
+        caplen,
+        rlen,
+    } = *layout;
+    // The one length check: everything below is inside `rec`, and `rlen >= framing >= 16`.
+    let Some(rec) = buf.get_mut(..rlen) else {
         return Err(EncodeError::BufferTooSmall {
-            needed: len,
+            needed: rlen,
             available: buf.len(),
         });
+    };
+    // The padding (at most 7 bytes) lies in the last 8 bytes of the record: zero those with
+    // one store first. The header, subheader and data written next overwrite whatever part of
+    // them is not padding.
+    rec[rlen - 8..].copy_from_slice(&[0; 8]);
+    // The generic header: the timestamp little-endian, then type, flags, rlen, lctr and wlen,
+    // which read as one big-endian u64.
+    let flags = FLAG_VLEN | (iface & FLAG_IFACE_MASK);
+    let fields = (type_code as u64) << 56
+        | (flags as u64) << 48
+        | (rlen as u64) << 32
+        | (lctr as u64) << 16
+        | wlen as u64;
+    rec[..8].copy_from_slice(&ts.0.to_le_bytes());
+    rec[8..HEADER_LEN].copy_from_slice(&fields.to_be_bytes());
+    if framing != HEADER_LEN {
+        // The Ethernet subheader: offset 0, pad 0.
+        rec[HEADER_LEN..HEADER_LEN + ETH_SUBHEADER_LEN].copy_from_slice(&[0; 2]);
     }
-    let buf = &mut buf[..len];
-    let framing = repr.framing_len();
-    buf[framing..framing + repr.caplen].copy_from_slice(&data[..repr.caplen]);
-    repr.emit(&mut Record::new_unchecked(buf));
-    Ok(len)
+    rec[framing..framing + caplen].copy_from_slice(&data[..caplen]);
+    Ok(rlen)
 }
 
 /// Encodes a META record (type 27 | ext = 0x9B, Host ID extension, flags = vlen) whose payload

@@ -394,3 +394,137 @@ proptest! {
         prop_assert_eq!(r.record_type(), RecordType::for_frame(kind));
     }
 }
+
+/// A packet record written the plain way, field by field from docs/erf-format (§1 header, §3
+/// type codes and subheader, §5 writer rule, §7 wlen), independent of the encoder under test.
+fn reference_packet(
+    ts: Timestamp,
+    iface: u8,
+    kind: FrameKind,
+    lctr: u16,
+    wlen: u16,
+    data: &[u8],
+) -> Vec<u8> {
+    let (code, subheader): (u8, &[u8]) = match kind {
+        FrameKind::Ethernet => (2, &[0, 0]),
+        FrameKind::Ipv4 => (22, &[]),
+        FrameKind::Ipv6 => (23, &[]),
+    };
+    let framing = 16 + subheader.len();
+    // Never more than the wire length, never more than fits in rlen 65528.
+    let caplen = data.len().min(wlen as usize).min(65528 - framing);
+    let mut rlen = framing + caplen;
+    if caplen == wlen as usize {
+        while rlen % 8 != 0 {
+            rlen += 1;
+        }
+    }
+    let mut out = Vec::new();
+    for i in 0..8 {
+        out.push((ts.0 >> (8 * i)) as u8); // little-endian
+    }
+    out.push(code);
+    out.push(0x04 | iface);
+    out.push((rlen >> 8) as u8);
+    out.push(rlen as u8);
+    out.push((lctr >> 8) as u8);
+    out.push(lctr as u8);
+    out.push((wlen >> 8) as u8);
+    out.push(wlen as u8);
+    out.extend_from_slice(subheader);
+    out.extend_from_slice(&data[..caplen]);
+    out.resize(rlen, 0);
+    out
+}
+
+/// The record as the earlier encoder wrote it: a [`RecordRepr`] emitted over the data.
+fn repr_packet(
+    ts: Timestamp,
+    iface: u8,
+    kind: FrameKind,
+    lctr: u16,
+    wlen: u16,
+    data: &[u8],
+) -> Vec<u8> {
+    let record_type = RecordType::for_frame(kind);
+    let framing = HEADER_LEN + record_type.subheader_len();
+    let caplen = data.len().min(wlen as usize).min(MAX_RLEN - framing);
+    let repr = RecordRepr {
+        ts,
+        record_type,
+        flags: FLAG_VLEN | iface,
+        lctr,
+        wlen,
+        host_id: None,
+        caplen,
+    };
+    let mut out = vec![0x5Au8; repr.buffer_len()];
+    out[framing..framing + caplen].copy_from_slice(&data[..caplen]);
+    repr.emit(&mut Record::new_unchecked(&mut out[..]));
+    out
+}
+
+fn any_kind() -> impl Strategy<Value = FrameKind> {
+    prop_oneof![
+        Just(FrameKind::Ethernet),
+        Just(FrameKind::Ipv4),
+        Just(FrameKind::Ipv6)
+    ]
+}
+
+/// Data and wire lengths: mostly around small frames (both sides of wlen), sometimes near the
+/// 16-bit limit where the data is cut to fit rlen.
+fn lengths() -> impl Strategy<Value = (usize, u16)> {
+    prop_oneof![
+        8 => (0usize..300, 0u16..320),
+        2 => (0usize..300).prop_flat_map(|n| (Just(n), Just(n as u16))),
+        1 => (65490usize..65540, 65490u16..=65535),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn encode_packet_matches_reference(
+        (len, wlen) in lengths(),
+        iface in 0u8..8,
+        lctr in any::<u16>(),
+        ts in any::<u64>(),
+        kind in any_kind(),
+        seed in any::<u8>(),
+        filler in any::<u8>(),
+        room in prop_oneof![Just(None), (0usize..100).prop_map(Some)],
+    ) {
+        let ts = Timestamp(ts);
+        let data: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect();
+        let need = packet_record_len(kind, wlen, len);
+        // Either room enough (plus some bytes that must stay as they were), or a buffer cut
+        // somewhere around the record's length.
+        let size = match room {
+            None => need + 16,
+            Some(r) => (need + 50).saturating_sub(r),
+        };
+        let mut buf = vec![filler; size];
+        let got = encode_packet(&mut buf, ts, iface, kind, lctr, wlen, &data);
+        if iface > 3 {
+            prop_assert_eq!(got, Err(EncodeError::BadInterface(iface)));
+            prop_assert!(buf.iter().all(|&b| b == filler));
+            return Ok(());
+        }
+        let want = reference_packet(ts, iface, kind, lctr, wlen, &data);
+        prop_assert_eq!(want.len(), need);
+        if size < need {
+            prop_assert_eq!(got, Err(EncodeError::BufferTooSmall { needed: need, available: size }));
+            prop_assert!(buf.iter().all(|&b| b == filler));
+            return Ok(());
+        }
+        prop_assert_eq!(got, Ok(need));
+        prop_assert_eq!(&buf[..need], &want[..]);
+        prop_assert!(buf[need..].iter().all(|&b| b == filler), "bytes past rlen were written");
+        prop_assert_eq!(&repr_packet(ts, iface, kind, lctr, wlen, &data)[..], &want[..]);
+        let layout = PacketLayout::new(kind, wlen, len);
+        prop_assert_eq!(layout.rlen, need);
+        prop_assert_eq!(Record::new_checked(&want[..]).unwrap().caplen(), layout.caplen);
+    }
+}

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::erf::meta::{section, tag, MetaBuilder};
-use crate::erf::{self, HostId, Record, RecordIter, RecordType, MAX_RLEN};
+use crate::erf::{self, HostId, PacketLayout, RecordIter, RecordType, MAX_RLEN};
 use crate::packet::{FrameKind, Timestamp};
 use crate::stats::{CutCounts, CutReason, LossCause, LossCounts};
 
@@ -531,8 +531,9 @@ impl ErfWriter {
         } else {
             wlen as u16
         };
-        let rec_len = erf::packet_record_len(kind, wlen16, data.len());
-        self.prepare(ts, rec_len)?;
+        // The record's lengths, computed once for the room check, the encoding and the counts.
+        let layout = PacketLayout::new(kind, wlen16, data.len());
+        self.prepare(ts, layout.rlen)?;
         if self.state != State::Running {
             // A full disk while opening or flushing suspended the writer: this frame is lost.
             self.add_loss(iface, LossCause::Writer, 1);
@@ -541,18 +542,18 @@ impl ErfWriter {
         let i = iface as usize;
         let lctr = self.lctr_due[i].min(0xFFFF) as u16;
         self.lctr_due[i] -= lctr as u64;
-        let n = erf::encode_packet(
+        // `iface` was checked above; `layout` is for this kind, wire length and data.
+        let n = erf::encode_packet_with(
             &mut self.buf[self.len..],
+            &layout,
             ts,
             iface,
-            kind,
             lctr,
             wlen16,
             data,
         )
         .map_err(|e| OutputError::Config(e.to_string()))?;
-        let caplen = Record::new_unchecked(&self.buf[self.len..self.len + n]).caplen();
-        self.pending.count(ts, i, caplen, wlen16, lctr);
+        self.pending.count(ts, i, layout.caplen, wlen16, lctr);
         self.len += n;
         Ok(())
     }
@@ -563,11 +564,12 @@ impl ErfWriter {
         if let Some(f) = &self.cur {
             if let OutputTarget::Directory { rotate_bytes, .. } = self.cfg.target {
                 let size = f.committed + self.len as u64;
+                // Cheapest test first: most records neither cross the size nor the time limit.
                 let over_size =
                     f.started && size + rec_len as u64 + self.end_reserve > rotate_bytes;
-                let over_time = f.window_end_ns.is_some_and(|end| ts.to_unix_nanos() >= end);
-                let has_packets = self.stats.written.packets + self.pending.packets > 0;
-                if has_packets && (over_size || over_time) {
+                if (over_size || f.window_end_ns.is_some_and(|end| ts.to_unix_nanos() >= end))
+                    && self.stats.written.packets + self.pending.packets > 0
+                {
                     self.close_current(true)?;
                 }
             }
