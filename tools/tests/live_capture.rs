@@ -243,6 +243,19 @@ fn offline(key: &Path, input: &Path, out: &Path) {
 
 #[test]
 fn live_equals_offline_and_every_frame_is_accounted_for() {
+    live_equals_offline(&[]);
+}
+
+/// The layout without anonymiser threads (each receive thread anonymises its own frames)
+/// writes the same records.
+#[test]
+fn anonymising_in_the_receive_thread_equals_offline() {
+    live_equals_offline(&["--anon-threads", "0"]);
+}
+
+/// Replays a trace on one queue, with `extra` capture flags: every frame is accounted for, the
+/// records equal offline's record by record, and tshark reads the file.
+fn live_equals_offline(extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let key = key_file(dir.path());
     // One queue: records come out in the order sent, so they can be compared one by one.
@@ -250,7 +263,7 @@ fn live_equals_offline_and_every_frame_is_accounted_for() {
     let file = trace("tcpreplay-test.pcap");
     let out = dir.path().join("live");
     std::fs::create_dir(&out).unwrap();
-    let run = Running::start(&p, &key, &out, &[]);
+    let run = Running::start(&p, &key, &out, extra);
     let sent = replay(&p, &file, &[]);
     let (ok, text) = run.stop();
     assert!(ok, "{text}");

@@ -8,6 +8,10 @@
 //!       └───────────── batches recycled to their socket's pool ◄───┘
 //! ```
 //!
+//! With [`PipelineConfig::anon_threads`] at zero, each receive thread anonymises its own batches
+//! as it fills them (while their bytes are still in its cache) and hands them straight to the
+//! writer: the layout for a receive thread and an anonymiser that would share a core.
+//!
 //! Batches come from a fixed pool per socket, so memory is bounded and nothing is allocated per
 //! packet. A receive thread that finds its pool empty (everything downstream is busy) still
 //! returns the frames to the fill ring at once and counts them as ring losses: the kernel never
@@ -130,7 +134,7 @@ pub struct PipelineConfig {
     pub slot: usize,
     /// Batches in each socket's pool (bounds the memory and the ring depth).
     pub pool_batches: usize,
-    /// Anonymiser threads.
+    /// Anonymiser threads; zero anonymises in the receive threads themselves.
     pub anon_threads: usize,
     /// The reorder window.
     pub reorder_window: Duration,
@@ -327,13 +331,48 @@ fn compile_filter(expr: &str) -> Result<pcap::BpfProgram, PipelineError> {
         .map_err(err)
 }
 
+/// An anonymiser stage run by a receive thread itself (anonymiser threads: zero).
+struct InlineAnon<P> {
+    proc: P,
+    filter: Option<pcap::BpfProgram>,
+}
+
+/// Batches of a receive thread's pool, reused most recently returned first: the batches the
+/// writer has just released are the ones still in cache, whereas the pool's ring returns the
+/// one released longest ago (the pool is deep so that it absorbs a slow disk, and cycling
+/// through all of it would stream megabytes through the cache at any rate).
+struct BatchStack {
+    pool: Receiver<Batch>,
+    stack: Vec<Batch>,
+}
+
+impl BatchStack {
+    fn new(pool: Receiver<Batch>, depth: usize) -> Self {
+        BatchStack {
+            pool,
+            stack: Vec::with_capacity(depth),
+        }
+    }
+
+    /// The most recently returned free batch, if there is one.
+    fn take(&mut self) -> Option<Batch> {
+        // The ring holds the batches returned since the last call in the order they came
+        // back: moved onto the stack, the newest ends on top. At most the pool's depth in all.
+        while let Ok(b) = self.pool.try_recv() {
+            self.stack.push(b);
+        }
+        self.stack.pop()
+    }
+}
+
 /// The receive loop of one socket.
 #[allow(clippy::too_many_arguments)]
-fn rx_loop(
+fn rx_loop<P: SlotProcessor>(
     mut src: Source,
     index: usize,
     pool: Receiver<Batch>,
     out: Sender<Batch>,
+    mut inline: Option<InlineAnon<P>>,
     counters: &Counters,
     drain: &AtomicBool,
     tai_offset: &AtomicI64,
@@ -341,19 +380,19 @@ fn rx_loop(
 ) {
     let meta = cfg.meta;
     let mut cur: Option<Batch> = None;
+    let mut free = BatchStack::new(pool, cfg.pool_batches);
     let mut first_at = Instant::now();
     let mut last_stats = Instant::now();
     let mut empty_rounds = 0u32;
-    let hand_on = |b: Batch| match out.try_send(b) {
-        Ok(()) => {}
-        Err(TrySendError::Full(b)) | Err(TrySendError::Disconnected(b)) => {
-            // The ring holds as many batches as the pool, so it is never full; a disconnected
-            // ring means the anonymisers are gone: the frames are lost, and counted.
-            counters
-                .ring_lost
-                .fetch_add(b.len() as u64, Ordering::Relaxed);
-            drop(b);
+    let mut hand_on = |mut b: Batch| {
+        if let Some(a) = inline.as_mut() {
+            let filtered = anonymise_batch(&mut a.proc, a.filter.as_ref(), &mut b);
+            if filtered > 0 {
+                counters.filtered.fetch_add(filtered, Ordering::Relaxed);
+            }
+            b.t_anon = Instant::now();
         }
+        hand_on_batch(b, &out, counters)
     };
     loop {
         let draining = drain.load(Ordering::Acquire);
@@ -366,7 +405,7 @@ fn rx_loop(
         let mut lost = 0u64;
         let n = src.xsk.recv(meta.len, |m, frame| {
             if cur.is_none() {
-                if let Ok(mut b) = pool.try_recv() {
+                if let Some(mut b) = free.take() {
                     b.clear();
                     b.source = index;
                     b.iface = src.port;
@@ -446,6 +485,21 @@ fn rx_loop(
     }
 }
 
+/// Sends a filled batch on to the next stage.
+fn hand_on_batch(b: Batch, out: &Sender<Batch>, counters: &Counters) {
+    match out.try_send(b) {
+        Ok(()) => {}
+        Err(TrySendError::Full(b)) | Err(TrySendError::Disconnected(b)) => {
+            // The ring holds as many batches as the pool, so it is never full; a disconnected
+            // ring means the stages downstream are gone: the frames are lost, and counted.
+            counters
+                .ring_lost
+                .fetch_add(b.len() as u64, Ordering::Relaxed);
+            drop(b);
+        }
+    }
+}
+
 /// How long after its last batch a thread keeps waiting by short sleeps (see
 /// [`PipelineConfig::rx_coalesce`]) rather than blocking on its ring: while traffic flows, a
 /// sleep costs one timer wake-up, where a blocking receive spins, yields and parks per batch.
@@ -472,6 +526,41 @@ fn recv_coalesced(rx: &Receiver<Batch>, active: &mut Instant, coalesce: Duration
     }
 }
 
+/// Makes every frame of `b` safe, or marks it filtered out; returns how many were filtered.
+fn anonymise_batch<P: SlotProcessor>(
+    proc: &mut P,
+    filter: Option<&pcap::BpfProgram>,
+    b: &mut Batch,
+) -> u64 {
+    let mut filtered = 0u64;
+    for i in 0..b.len() {
+        let Some((info, slot)) = b.slot_mut(i) else {
+            break;
+        };
+        let cap = (info.caplen as usize).min(slot.len());
+        if let Some(f) = filter {
+            if !f.filter(&slot[..cap]) {
+                info.kind = None;
+                filtered += 1;
+                continue;
+            }
+        }
+        match proc.process(slot, cap, info.wlen) {
+            Processed::Write { len, kind, cut } => {
+                info.start = 0;
+                info.end = len.min(slot.len()).min(u16::MAX as usize) as u16;
+                info.kind = Some(kind);
+                info.cut = cut;
+            }
+            Processed::Drop(reason) => {
+                info.kind = None;
+                info.cut = Some(reason);
+            }
+        }
+    }
+    filtered
+}
+
 /// The anonymiser loop: makes every frame of every batch safe, or marks it filtered.
 fn anon_loop<P: SlotProcessor>(
     mut proc: P,
@@ -483,32 +572,7 @@ fn anon_loop<P: SlotProcessor>(
 ) {
     let mut active = Instant::now();
     while let Some(mut b) = recv_coalesced(&input, &mut active, coalesce) {
-        let mut filtered = 0u64;
-        for i in 0..b.len() {
-            let Some((info, slot)) = b.slot_mut(i) else {
-                break;
-            };
-            let cap = (info.caplen as usize).min(slot.len());
-            if let Some(f) = &filter {
-                if !f.filter(&slot[..cap]) {
-                    info.kind = None;
-                    filtered += 1;
-                    continue;
-                }
-            }
-            match proc.process(slot, cap, info.wlen) {
-                Processed::Write { len, kind, cut } => {
-                    info.start = 0;
-                    info.end = len.min(slot.len()).min(u16::MAX as usize) as u16;
-                    info.kind = Some(kind);
-                    info.cut = cut;
-                }
-                Processed::Drop(reason) => {
-                    info.kind = None;
-                    info.cut = Some(reason);
-                }
-            }
-        }
+        let filtered = anonymise_batch(&mut proc, filter.as_ref(), &mut b);
         if filtered > 0 {
             if let Some(c) = counters.get(b.source) {
                 c.filtered.fetch_add(filtered, Ordering::Relaxed);
@@ -664,7 +728,13 @@ where
         compile_filter(expr)?;
     }
     let n_src = sources.len();
-    let n_anon = cfg.anon_threads.clamp(1, n_src.max(1));
+    // Zero: no anonymiser threads, the receive threads anonymise (see the module docs).
+    let inline = cfg.anon_threads == 0;
+    let n_anon = if inline {
+        0
+    } else {
+        cfg.anon_threads.clamp(1, n_src.max(1))
+    };
     let cores: Vec<usize> = core_affinity::get_core_ids()
         .unwrap_or_default()
         .into_iter()
@@ -722,7 +792,7 @@ where
     let tai_offset = AtomicI64::new(sys::tai_offset_ns().unwrap_or(0));
     let mut losses = LossTracker::new(n_src, &cfg.ifaces, cfg.programs.clone());
     let mut filters = vec![];
-    for _ in 0..n_anon {
+    for _ in 0..if inline { n_src } else { n_anon } {
         filters.push(match &cfg.filter {
             Some(e) => Some(compile_filter(e)?),
             None => None,
@@ -732,15 +802,28 @@ where
     let result = std::thread::scope(|scope| {
         let mut rx_handles = vec![];
         for (i, (src, pool)) in sources.into_iter().zip(pool_rx).enumerate() {
-            let out = anon_in_tx[i % n_anon].clone();
+            let out = if inline {
+                w_tx.clone()
+            } else {
+                anon_in_tx[i % n_anon].clone()
+            };
+            let filter = if inline {
+                filters.pop().flatten()
+            } else {
+                None
+            };
             let core = core_for(&cfg.rx_cores, i, 0);
-            let (c, d, t) = (&counters[i], &drain, &tai_offset);
+            let (c, d, t, make) = (&counters[i], &drain, &tai_offset, &make_proc);
             rx_handles.push(
                 std::thread::Builder::new()
                     .name(format!("anoncap-rx{i}"))
                     .spawn_scoped(scope, move || {
                         pin(core);
-                        rx_loop(src, i, pool, out, c, d, t, cfg);
+                        let inline = inline.then(|| InlineAnon {
+                            proc: make(i),
+                            filter,
+                        });
+                        rx_loop(src, i, pool, out, inline, c, d, t, cfg);
                     })
                     .map_err(|_| {
                         drain.store(true, Ordering::Release);
@@ -914,4 +997,27 @@ where
     }
     summary.interface_drops = losses.iface_reported.clone();
     Ok(summary)
+}
+
+#[cfg(test)]
+mod batch_stack_tests {
+    use super::*;
+
+    #[test]
+    fn the_most_recently_returned_batch_is_reused_first() {
+        let (tx, rx) = channel::bounded(8);
+        let mut free = BatchStack::new(rx, 8);
+        // Batches tagged by `source` so that each can be told apart.
+        for tag in 0..3 {
+            tx.send(Batch::new(tag, 0, 1, 1)).unwrap();
+        }
+        assert_eq!(free.take().map(|b| b.source), Some(2));
+        // Two come back (as the writer releases them): the later one is taken first, then the
+        // earlier, and only then the ones that waited longest.
+        tx.send(Batch::new(10, 0, 1, 1)).unwrap();
+        tx.send(Batch::new(11, 0, 1, 1)).unwrap();
+        let order: Vec<usize> = std::iter::from_fn(|| free.take().map(|b| b.source)).collect();
+        assert_eq!(order, vec![11, 10, 1, 0]);
+        assert!(free.take().is_none());
+    }
 }

@@ -10,11 +10,13 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// Copies the frame as it is (tests only: this writes to memory, never to disk).
-struct PassThrough;
+/// Copies the frame as it is and counts the frames it saw (tests only: this writes to memory,
+/// never to disk).
+struct PassThrough(std::sync::Arc<std::sync::atomic::AtomicU64>);
 
 impl SlotProcessor for PassThrough {
     fn process(&mut self, _buf: &mut [u8], caplen: usize, _wlen: u32) -> Processed {
+        self.0.fetch_add(1, Ordering::Relaxed);
         Processed::Write {
             len: caplen,
             kind: FrameKind::Ethernet,
@@ -77,13 +79,28 @@ fn tcpreplay_count(out: &str, label: &str) -> u64 {
 
 #[test]
 fn veth_two_queues_every_frame_is_captured_or_counted() {
-    netns::remove_stale("alt");
-    let pair = VethPair::create("alt", 2).expect("creating namespaces (needs root)");
+    two_queues_every_frame("alt", 1);
+}
+
+/// The same with no anonymiser threads: the receive threads run the processor themselves.
+#[test]
+fn veth_two_queues_anonymised_in_the_receive_threads() {
+    two_queues_every_frame("ali", 0);
+}
+
+/// Replays a trace into a two-queue veth pair (namespaces named after `prefix`) through the
+/// pipeline with `anon_threads` anonymiser threads, and checks that every frame sent is
+/// written (through the processor) or counted as lost, with the kernel's cut and wire length.
+fn two_queues_every_frame(prefix: &str, anon_threads: usize) {
+    netns::remove_stale(prefix);
+    let pair = VethPair::create(prefix, 2).expect("creating namespaces (needs root)");
     let control = Control::default();
     let slot = 256;
+    let processed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let capture = {
         let (cap_if, cap_ns) = (pair.capture_if.clone(), pair.capture_ns.clone());
         let control = control.clone();
+        let processed = processed.clone();
         std::thread::spawn(move || {
             netns::enter(&cap_ns).unwrap();
             let xcfg = XskConfig {
@@ -112,6 +129,7 @@ fn veth_two_queues_every_frame_is_captured_or_counted() {
             let cfg = PipelineConfig {
                 slot,
                 pool_batches: 64,
+                anon_threads,
                 pin: false,
                 meta: ANONCAP_META,
                 ifaces: vec![cap_if.clone()],
@@ -122,7 +140,7 @@ fn veth_two_queues_every_frame_is_captured_or_counted() {
             let summary = run(
                 sources,
                 &cfg,
-                |_| PassThrough,
+                |_| PassThrough(processed.clone()),
                 &mut sink,
                 &control,
                 || programs.detach(),
@@ -150,6 +168,7 @@ fn veth_two_queues_every_frame_is_captured_or_counted() {
 
     let lost = sink.losses.total();
     assert_eq!(summary.written as usize, sink.records.len());
+    assert_eq!(processed.load(Ordering::Relaxed), summary.written);
     assert_eq!(
         sent,
         summary.written + lost,

@@ -115,7 +115,8 @@ pub struct Args {
     /// Batches in each queue's pool (the depth of the rings between threads).
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pool: usize,
-    /// Anonymiser threads.
+    /// Anonymiser threads. 0: each receive thread anonymises its own frames (one thread per
+    /// queue; the layout where receive and anonymiser would share a core).
     #[arg(long, default_value_t = 1, value_name = "N")]
     anon_threads: usize,
     /// Cores for the receive threads, in queue order (e.g. 0,1); the anonymisers follow.
