@@ -40,8 +40,11 @@ pub use time::{compact as format_compact_time, rfc3339 as format_rfc3339};
 /// The default size at which a directory output starts a new file (100 MB, as the WIDE trace
 /// guidelines suggest).
 pub const DEFAULT_ROTATE_BYTES: u64 = 100_000_000;
-/// The default write buffer (bytes of records gathered before one write).
-pub const DEFAULT_BUFFER_BYTES: usize = 1 << 20;
+/// The default write buffer (bytes of records gathered before one write). Small enough that
+/// the records are still in the core's cache when `write` copies them into the page cache: a
+/// 1 MiB buffer made that copy a quarter of a live capture's CPU time at 500 kpps, 64 KiB
+/// about 2 %, at 16 times the (still few) system calls.
+pub const DEFAULT_BUFFER_BYTES: usize = 1 << 16;
 /// The number of interfaces ERF's flag bits can name.
 pub const MAX_INTERFACES: usize = 4;
 /// The prefix of every file name the writer chooses in a directory.
