@@ -104,8 +104,9 @@ pub struct Args {
     /// UMEM frames per socket (2 KiB each).
     #[arg(long, default_value_t = 32768, value_name = "N")]
     frames: u32,
-    /// After a read that found less than a batch, wait this long before the next one so that
-    /// frames gather in the RX ring (fewer wake-ups per frame; 0 to read again at once). Capped
+    /// After a read that emptied the RX ring while traffic flows, wait this long before the
+    /// next one so that frames gather in the ring (fewer wake-ups per frame; 0 to read again
+    /// at once, or to wait in poll for every frame). Capped
     /// at 90 % of the time the RX ring takes to fill at 10 GbE line rate (14.88 Mpps).
     #[arg(long, default_value = "1ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
     rx_coalesce: Duration,
