@@ -2,8 +2,12 @@
 # Live capture benchmark on a veth pair between two namespaces (this script creates and
 # removes them; nothing leaves the pair):
 #  (a) anoncap capture vs tcpdump -s 128 -w FILE on the same interface (tcpdump with no XDP
-#      program attached), both writing to the same disk, at fixed offered rates (tcpreplay
-#      --pps), with 64-byte frames and a real mixed trace;
+#      program attached), both writing to the same disk, at fixed offered rates, with 64-byte
+#      frames and a real mixed trace: first with tcpreplay --pps as the sender (frames reach
+#      the receiving veth as skbs, which veth copies into pages for XDP), then with our sender
+#      at the same rates (frames arrive as XDP frames, as from a NIC's driver; GRO is turned
+#      on on the capture link, without which veth refuses XDP frames when no program is
+#      attached: none of these frames are merged by it, which the counts show);
 #  (b) anoncap alone with our sender (anoncap-send, the XDP live-frames transmit path, no
 #      veth push-back) at SENDER_RATES and at the highest rate it reaches.
 #
@@ -18,7 +22,9 @@
 # Each rate is also measured with no capture at all ("none": the sender and the kernel's own
 # handling of the frames), the floor both captures add to.
 #
-# Layout (2 cores): the capture's threads (anoncap receive + anonymiser, or tcpdump) on core 0;
+# Layout (2 cores): the capture on core 0 (anoncap with --anon-threads 0: its receive thread
+# anonymises too, the layout docs/probe-setup.md gives for a probe without a core per stage;
+# or tcpdump);
 # the sender on core 1, where veth also runs the receiving side's XDP and softirq work (veth
 # processes the receiver's frames on the sender's CPU). IPv6 is off on both links. CPU is
 # system-wide, from /proc/stat (user+nice+system+irq+softirq of all cores), over the send
@@ -95,7 +101,7 @@ start_capture() {
         return
     elif [ "$tool" = anoncap ]; then
         ip netns exec "$CAP" "$ANONCAP" capture --iface "$IF_CAP" --key "$RUN/bench.key" \
-            --out "$out" --cores 0,0 ${ANONCAP_ARGS:-} 2>"$log" &
+            --out "$out" --cores 0 --anon-threads 0 ${ANONCAP_ARGS:-} 2>"$log" &
     else
         ip netns exec "$CAP" taskset -c 0 tcpdump -n -i "$IF_CAP" -s 128 -w "$out/tcpdump.pcap" 2>"$log" &
     fi
@@ -140,34 +146,35 @@ measure_replay() {
     stop_capture "$log"
     achieved=$(awk -v n="$sent" -v a="$s0" -v b="$s1" 'BEGIN{printf "%.0f", n / (b - a)}')
     local cpu; cpu=$(per_mpkt $((t1 - t0)) "$sent")
-    echo "$tool,tcpreplay,$(basename "$trace"),$rate,$achieved,$sent,$CL,$cpu" | tee -a "$RUN/results.csv"
+    echo "a,$tool,tcpreplay,$(basename "$trace"),$rate,$achieved,$sent,$CL,$cpu" | tee -a "$RUN/results.csv"
 }
 
-# (b) anoncap alone, our sender for TOP_SECONDS at RATE (pps, or "top"): SOURCE is
-# --synthetic 64 or --trace FILE. "sent" is what the sender offered to the veth pair (its
-# "offered": the sending veth's xdp_xmit + xdp_xmit_errors counters), which the capture must
-# account for as captured or lost.
+# (a) with our sender, and (b): TOOL (none|tcpdump|anoncap), our sender for TOP_SECONDS at
+# RATE (pps, or "top"): SOURCE is --synthetic 64 or --trace FILE. "sent" is what the sender
+# offered to the veth pair (its "offered": the sending veth's xdp_xmit + xdp_xmit_errors
+# counters), which the capture must account for as captured or lost.
 measure_sender() {
-    local label=$1 rate=$2; shift 2
-    local log=$RUN/anoncap-$label-$rate.log
+    local tool=$1 label=$2 rate=$3; shift 3
+    local log=$RUN/$PART-$tool-sender-$label-$rate.log
     local limit=(); [ "$rate" != top ] && limit=(--pps "$rate")
-    start_capture anoncap "$log"
+    start_capture "$tool" "$log"
     local t0 t1 json sent achieved
     t0=$(cpu_ticks)
     json=$(ip netns exec "$SND" taskset -c 1 "$SENDER" --iface "$IF_SND" "$@" "${limit[@]}" \
         --duration "${TOP_SECONDS}s" --json)
+    sleep 1
     t1=$(cpu_ticks)
-    echo "$json" > "$RUN/sender-$label-$rate.json"
+    echo "$json" > "$RUN/$PART-sender-$tool-$label-$rate.json"
     sent=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["offered"])' "$json")
     achieved=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(round(d["offered"] / d["elapsed_s"]))' "$json")
     stop_capture "$log"
     local cpu; cpu=$(per_mpkt $((t1 - t0)) "$sent")
-    echo "anoncap,anoncap-send,$label,$rate,$achieved,$sent,$CL,$cpu" | tee -a "$RUN/results.csv"
+    echo "$PART,$tool,anoncap-send,$label,$rate,$achieved,$sent,$CL,$cpu" | tee -a "$RUN/results.csv"
 }
 
 # own_ticks: CPU ticks (1/CLK_TCK s) of the capture process itself, from /proc/PID/stat:
 # robust to other load on the machine, but without the kernel's softirq work for it.
-echo "tool,sender,trace,offered_pps,achieved_pps,sent,captured,lost,own_ticks,cpu_s_per_mpkt" > "$RUN/results.csv"
+echo "part,tool,sender,trace,offered_pps,achieved_pps,sent,captured,lost,own_ticks,cpu_s_per_mpkt" > "$RUN/results.csv"
 {
     echo "host: $(hostname), $(nproc) cores, kernel $(uname -r), $(date -u +%FT%TZ)"
     grep -m1 'model name' /proc/cpuinfo
@@ -182,11 +189,20 @@ for trace in "$TRACE64" "$MIXED"; do
     done
 done
 if [ -x "$SENDER" ]; then
+    ip netns exec "$CAP" ethtool -K "$IF_CAP" gro on >/dev/null
+    PART=a
+    for rate in $RATES; do
+        for tool in none tcpdump anoncap; do
+            measure_sender "$tool" synthetic64 "$rate" --synthetic 64
+            measure_sender "$tool" "$(basename "$MIXED" .pcap)" "$rate" --trace "$MIXED"
+        done
+    done
+    PART=b
     for rate in $SENDER_RATES top; do
-        measure_sender synthetic64 "$rate" --synthetic 64
-        measure_sender "$(basename "$MIXED" .pcap)" "$rate" --trace "$MIXED"
+        measure_sender anoncap synthetic64 "$rate" --synthetic 64
+        measure_sender anoncap "$(basename "$MIXED" .pcap)" "$rate" --trace "$MIXED"
     done
 else
-    echo "no $SENDER: part (b) skipped (cargo build --release -p tools)" | tee -a "$RUN/notes.txt"
+    echo "no $SENDER: our sender's parts skipped (cargo build --release -p tools)" | tee -a "$RUN/notes.txt"
 fi
 echo "results in $RUN/results.csv"
