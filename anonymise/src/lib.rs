@@ -18,6 +18,15 @@ pub trait AddressMapper {
     fn map_ipv6(&mut self, addr: [u8; 16]) -> [u8; 16];
     /// Maps a MAC address (used only when the rewriter is asked to anonymise MAC addresses).
     fn map_mac(&mut self, mac: [u8; 6]) -> [u8; 6];
+    /// A hint that `addr` (an IPv4 address, network byte order) is about to be mapped: a
+    /// mapper with a cache may start loading its entry. Changes nothing; by default a no-op.
+    fn prefetch_ipv4(&self, addr: [u8; 4]) {
+        let _ = addr;
+    }
+    /// As [`AddressMapper::prefetch_ipv4`], for an IPv6 address.
+    fn prefetch_ipv6(&self, addr: [u8; 16]) {
+        let _ = addr;
+    }
 }
 
 pub mod cache;
@@ -360,6 +369,16 @@ impl AddressMapper for Anonymiser {
     /// bits permuted under a key derived from the anonymisation key (see [`ipcrypt::MacMapper`]).
     fn map_mac(&mut self, mac: [u8; 6]) -> [u8; 6] {
         self.prep.mac.map(mac)
+    }
+
+    #[inline]
+    fn prefetch_ipv4(&self, addr: [u8; 4]) {
+        self.cache4.prefetch(u32::from_be_bytes(addr));
+    }
+
+    #[inline]
+    fn prefetch_ipv6(&self, addr: [u8; 16]) {
+        self.cache6.prefetch(u128::from_be_bytes(addr));
     }
 }
 

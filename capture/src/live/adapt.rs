@@ -35,6 +35,60 @@ impl<M: AddressMapper> SlotProcessor for LiveProcessor<M> {
             offline::ProcessedRange::Drop(reason) => Processed::Drop(reason),
         }
     }
+
+    /// Starts loading the mapper's cache entries for the frame's IP addresses.
+    fn prefetch(&self, frame: &[u8]) {
+        match ip_addresses(frame) {
+            Some(IpAddresses::V4(src, dst)) => {
+                self.0.mapper().prefetch_ipv4(src);
+                self.0.mapper().prefetch_ipv4(dst);
+            }
+            Some(IpAddresses::V6(src, dst)) => {
+                self.0.mapper().prefetch_ipv6(src);
+                self.0.mapper().prefetch_ipv6(dst);
+            }
+            None => {}
+        }
+    }
+}
+
+/// The source and destination addresses of an IP packet.
+enum IpAddresses {
+    V4([u8; 4], [u8; 4]),
+    V6([u8; 16], [u8; 16]),
+}
+
+/// Where the addresses of an Ethernet frame's IP header would be, for a prefetch hint only:
+/// Ethernet with at most two VLAN tags, IPv4 or IPv6. Anything else (and any frame too short)
+/// gives `None`; the rewriter's own walk decides what the frame is.
+fn ip_addresses(frame: &[u8]) -> Option<IpAddresses> {
+    use crate::rewrite::ethernet::{ethertype, ETHERNET_LEN, TAG_LEN};
+    let mut at = ETHERNET_LEN;
+    let mut ty = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
+    for _ in 0..2 {
+        if !matches!(ty, ethertype::VLAN | ethertype::QINQ) {
+            break;
+        }
+        ty = u16::from_be_bytes([*frame.get(at + 2)?, *frame.get(at + 3)?]);
+        at += TAG_LEN;
+    }
+    match ty {
+        ethertype::IPV4 => {
+            let h = frame.get(at + 12..at + 20)?;
+            Some(IpAddresses::V4(
+                h[..4].try_into().ok()?,
+                h[4..].try_into().ok()?,
+            ))
+        }
+        ethertype::IPV6 => {
+            let h = frame.get(at + 8..at + 40)?;
+            Some(IpAddresses::V6(
+                h[..16].try_into().ok()?,
+                h[16..].try_into().ok()?,
+            ))
+        }
+        _ => None,
+    }
 }
 
 impl RecordSink for ErfWriter {
@@ -63,5 +117,76 @@ impl RecordSink for ErfWriter {
     }
     fn flush(&mut self) -> Result<(), SinkError> {
         ErfWriter::flush(self).map_err(|e| Box::new(e) as SinkError)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn frame(tags: &[u16], ty: u16, l3: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        for &t in tags {
+            f.extend_from_slice(&t.to_be_bytes());
+            f.extend_from_slice(&[0, 100]);
+        }
+        f.extend_from_slice(&ty.to_be_bytes());
+        f.extend_from_slice(l3);
+        f
+    }
+
+    fn ipv4_header() -> Vec<u8> {
+        let mut h = vec![0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0];
+        h.extend_from_slice(&[192, 0, 2, 1, 198, 51, 100, 7]);
+        h
+    }
+
+    #[test]
+    fn finds_ipv4_addresses_behind_up_to_two_tags() {
+        for tags in [&[][..], &[0x8100], &[0x88a8, 0x8100]] {
+            match ip_addresses(&frame(tags, 0x0800, &ipv4_header())) {
+                Some(IpAddresses::V4(s, d)) => {
+                    assert_eq!(
+                        (s, d),
+                        ([192, 0, 2, 1], [198, 51, 100, 7]),
+                        "tags {tags:x?}"
+                    )
+                }
+                _ => panic!("no IPv4 addresses behind tags {tags:x?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn finds_ipv6_addresses() {
+        let mut h = vec![0x60, 0, 0, 0, 0, 0, 17, 64];
+        h.extend((0..32u8).map(|i| i + 1));
+        match ip_addresses(&frame(&[], 0x86dd, &h)) {
+            Some(IpAddresses::V6(s, d)) => {
+                assert_eq!(s[0], 1);
+                assert_eq!(d[15], 32);
+            }
+            _ => panic!("no IPv6 addresses"),
+        }
+    }
+
+    #[test]
+    fn short_or_other_frames_give_nothing() {
+        let v4 = frame(&[], 0x0800, &ipv4_header());
+        assert!(ip_addresses(&v4[..v4.len() - 1]).is_none());
+        assert!(ip_addresses(&frame(&[], 0x0806, &ipv4_header())).is_none());
+        assert!(ip_addresses(&frame(&[0x8100, 0x8100, 0x8100], 0x0800, &ipv4_header())).is_none());
+        assert!(ip_addresses(&[]).is_none());
+    }
+
+    proptest! {
+        /// Any bytes at all: no panic, and what it finds lies inside the frame.
+        #[test]
+        fn never_reads_outside_the_frame(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+            if let Some(IpAddresses::V4(s, _)) = ip_addresses(&bytes) {
+                prop_assert!(bytes.windows(4).any(|w| w == s));
+            }
+        }
     }
 }
