@@ -157,6 +157,9 @@ pub struct PipelineConfig {
     pub rx_cores: Vec<usize>,
     /// Cores for the anonymiser threads (empty: round-robin after the receive threads).
     pub anon_cores: Vec<usize>,
+    /// The core of the writer, which is the thread that calls [`run`]: when set (and
+    /// [`PipelineConfig::pin`]), `run` pins the calling thread there. None leaves it alone.
+    pub writer_core: Option<usize>,
     /// Pin threads at all.
     pub pin: bool,
     /// Print per-queue rates and histograms this often (on standard error).
@@ -184,6 +187,7 @@ impl Default for PipelineConfig {
             rx_coalesce: Duration::from_micros(500),
             rx_cores: vec![],
             anon_cores: vec![],
+            writer_core: None,
             pin: true,
             stats_interval: None,
             filter: None,
@@ -880,6 +884,9 @@ where
         drop(w_tx);
 
         // The writer: this thread.
+        if cfg.pin {
+            pin(cfg.writer_core);
+        }
         let window_ns = cfg.reorder_window.as_nanos().min(u64::MAX as u128) as u64;
         let mut merger = Merger::new(n_src, window_ns, n_src * cfg.pool_batches / 2);
         let mut stats = cfg.stats_interval.map(|_| StageStats::new(n_src));

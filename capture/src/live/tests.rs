@@ -91,6 +91,26 @@ fn veth_two_queues_anonymised_in_the_receive_threads() {
 /// Replays a trace into a two-queue veth pair (namespaces named after `prefix`) through the
 /// pipeline with `anon_threads` anonymiser threads, and checks that every frame sent is
 /// written (through the processor) or counted as lost, with the kernel's cut and wire length.
+/// The highest core this process may run on.
+fn last_core() -> usize {
+    core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.id)
+        .max()
+        .unwrap_or(0)
+}
+
+/// The calling thread's allowed cores, as the kernel lists them.
+fn allowed_cores() -> String {
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
+}
+
 fn two_queues_every_frame(prefix: &str, anon_threads: usize) {
     netns::remove_stale(prefix);
     let pair = VethPair::create(prefix, 2).expect("creating namespaces (needs root)");
@@ -126,11 +146,15 @@ fn two_queues_every_frame(prefix: &str, anon_threads: usize) {
                 XdpPrograms::attach(std::slice::from_ref(&cap_if), &sockets, &setup).unwrap(),
             );
             drop(sockets);
+            // The inline layout also pins its threads, the writer (this thread) to the last
+            // core, which is checked below.
+            let writer_core = (anon_threads == 0).then(last_core);
             let cfg = PipelineConfig {
                 slot,
                 pool_batches: 64,
                 anon_threads,
-                pin: false,
+                pin: writer_core.is_some(),
+                writer_core,
                 meta: ANONCAP_META,
                 ifaces: vec![cap_if.clone()],
                 programs: Some(programs.clone()),
@@ -146,6 +170,9 @@ fn two_queues_every_frame(prefix: &str, anon_threads: usize) {
                 || programs.detach(),
             )
             .unwrap();
+            if let Some(core) = writer_core {
+                assert_eq!(allowed_cores(), core.to_string(), "the writer is pinned");
+            }
             let counters = programs.counters();
             (summary, sink, counters)
         })

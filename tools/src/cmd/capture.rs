@@ -123,6 +123,10 @@ pub struct Args {
     /// Cores for the receive threads, in queue order (e.g. 0,1); the anonymisers follow.
     #[arg(long, value_delimiter = ',', value_name = "CORES")]
     cores: Vec<usize>,
+    /// Core for the writer thread (merges the queues and writes the files); by default it
+    /// is left to the scheduler.
+    #[arg(long, value_name = "CORE")]
+    writer_core: Option<usize>,
     /// Do not pin threads to cores.
     #[arg(long)]
     no_pin: bool,
@@ -329,6 +333,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         reorder_window: args.reorder_window,
         rx_cores: args.cores.clone(),
         anon_cores: args.cores.iter().skip(sources.len()).copied().collect(),
+        writer_core: args.writer_core,
         pin: !args.no_pin,
         stats_interval: args.stats.then_some(Duration::from_secs(1)),
         filter: args.filter.clone(),
