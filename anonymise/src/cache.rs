@@ -59,16 +59,23 @@ impl<K: CacheKey> Cache<K> {
         self.slots.len()
     }
 
+    /// The index of the first slot of `key`'s bucket (the table must not be empty).
+    #[inline(always)]
+    fn bucket(&self, key: K) -> usize {
+        let b = if self.shift >= 64 {
+            0
+        } else {
+            key.hash(self.shift)
+        };
+        b * 2
+    }
+
     #[inline(always)]
     pub(crate) fn get(&self, key: K) -> Option<K> {
         if self.slots.is_empty() {
             return None;
         }
-        let i = if self.shift >= 64 {
-            0
-        } else {
-            key.hash(self.shift)
-        } * 2;
+        let i = self.bucket(key);
         let (s0, s1) = (self.slots[i], self.slots[i + 1]);
         if s0.0 == key {
             Some(s0.1)
@@ -86,11 +93,7 @@ impl<K: CacheKey> Cache<K> {
         if self.slots.is_empty() {
             return;
         }
-        let i = if self.shift >= 64 {
-            0
-        } else {
-            key.hash(self.shift)
-        } * 2;
+        let i = self.bucket(key);
         prefetch_read(self.slots[i..].as_ptr());
     }
 
@@ -99,11 +102,7 @@ impl<K: CacheKey> Cache<K> {
         if self.slots.is_empty() {
             return;
         }
-        let i = if self.shift >= 64 {
-            0
-        } else {
-            key.hash(self.shift)
-        } * 2;
+        let i = self.bucket(key);
         if self.slots[i].0 != key {
             self.slots[i + 1] = self.slots[i];
         }
