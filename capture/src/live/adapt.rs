@@ -59,34 +59,25 @@ enum IpAddresses {
 }
 
 /// Where the addresses of an Ethernet frame's IP header would be, for a prefetch hint only:
-/// Ethernet with at most two VLAN tags, IPv4 or IPv6. Anything else (and any frame too short)
-/// gives `None`; the rewriter's own walk decides what the frame is.
+/// Ethernet with at most two VLAN tags, IPv4 or IPv6, read through the rewriter's header
+/// views. Anything else (and any frame too short) gives `None`; the rewriter's own walk
+/// decides what the frame is.
 fn ip_addresses(frame: &[u8]) -> Option<IpAddresses> {
-    use crate::rewrite::ethernet::{ethertype, ETHERNET_LEN, TAG_LEN};
+    use crate::rewrite::ethernet::{self, ethertype, ETHERNET_LEN, TAG_LEN};
+    use crate::rewrite::{ipv4, ipv6};
     let mut at = ETHERNET_LEN;
-    let mut ty = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
+    let mut ty = ethernet::Frame::new_checked(frame)?.ethertype();
     for _ in 0..2 {
         if !matches!(ty, ethertype::VLAN | ethertype::QINQ) {
             break;
         }
-        ty = u16::from_be_bytes([*frame.get(at + 2)?, *frame.get(at + 3)?]);
+        ty = ethernet::Tag::new_checked(frame.get(at..)?)?.ethertype();
         at += TAG_LEN;
     }
+    let l3 = frame.get(at..)?;
     match ty {
-        ethertype::IPV4 => {
-            let h = frame.get(at + 12..at + 20)?;
-            Some(IpAddresses::V4(
-                h[..4].try_into().ok()?,
-                h[4..].try_into().ok()?,
-            ))
-        }
-        ethertype::IPV6 => {
-            let h = frame.get(at + 8..at + 40)?;
-            Some(IpAddresses::V6(
-                h[..16].try_into().ok()?,
-                h[16..].try_into().ok()?,
-            ))
-        }
+        ethertype::IPV4 => ipv4::Packet::new_checked(l3).map(|p| IpAddresses::V4(p.src(), p.dst())),
+        ethertype::IPV6 => ipv6::Packet::new_checked(l3).map(|p| IpAddresses::V6(p.src(), p.dst())),
         _ => None,
     }
 }
