@@ -22,19 +22,10 @@ LOADS=${LOADS:-sender replay}
 WORK=$(mktemp -d)
 CAP=abr$$-cap SND=abr$$-snd IF_CAP=abr$$c IF_SND=abr$$s
 
-cleanup() {
-    for ns in "$CAP" "$SND"; do
-        ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
-        ip netns del "$ns" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-
-# The 64-byte trace of the benchmark (UDP between 4096 hosts of 198.18.0.0/15).
-sed -n '/^python3 - "\$TRACE64" <<.PY.$/,/^PY$/p' "$(dirname "$0")/veth-vs-tcpdump.sh" |
-    sed 's|"\$TRACE64"|"$1"|' > "$WORK/gen.sh"
-bash "$WORK/gen.sh" "$WORK/frames64.pcap"
+# shellcheck source=benches/live/lib.sh
+. "$(dirname "$0")/lib.sh"
+trap 'remove_netns "$CAP" "$SND"; rm -rf "$WORK"' EXIT INT TERM
+write_frames64 "$WORK/frames64.pcap"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$WORK/key"; chmod 600 "$WORK/key"
 
 sys_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat; }
@@ -43,13 +34,7 @@ own_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 # One run: LOAD TOOL BIN ARGS...
 run() {
     local load=$1 tool=$2 bin=$3; shift 3
-    ip netns add "$CAP"; ip netns add "$SND"
-    for ns in "$CAP" "$SND"; do
-        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-    done
-    ip -n "$CAP" link add "$IF_CAP" numrxqueues 1 numtxqueues 1 type veth \
-        peer name "$IF_SND" netns "$SND" numrxqueues 1 numtxqueues 1
-    ip -n "$CAP" link set "$IF_CAP" up; ip -n "$SND" link set "$IF_SND" up
+    make_veth_pair "$CAP" "$SND" "$IF_CAP" "$IF_SND"
     # veth takes our sender's XDP frames only with an XDP program or GRO on the receiver.
     [ "$tool" = tcpdump ] && ip netns exec "$CAP" ethtool -K "$IF_CAP" gro on >/dev/null
     rm -rf "$WORK/out"; mkdir -p "$WORK/out"
@@ -78,7 +63,7 @@ run() {
     local captured lost
     captured=$(awk '/packets captured/{print $1}' "$WORK/log")
     lost=$(awk '/packets dropped by/{s+=$1} END{print s+0}' "$WORK/log")
-    ip netns del "$CAP"; ip netns del "$SND"
+    remove_netns "$CAP" "$SND"
     echo "$ROUND,$load,$LABEL,$((o1 - o0)),$((s1 - s0)),$sent,$captured,$lost"
 }
 

@@ -45,44 +45,12 @@ ANONCAP=$BIN_DIR/anoncap SENDER=$BIN_DIR/anoncap-send
 TRACE64=$RUN/frames64.pcap
 CAP=abc$$-cap SND=abc$$-snd IF_CAP=abc$$c IF_SND=abc$$s
 
-cleanup() {
-    ip netns pids "$CAP" 2>/dev/null | xargs -r kill 2>/dev/null || true
-    ip netns pids "$SND" 2>/dev/null | xargs -r kill 2>/dev/null || true
-    ip netns del "$CAP" 2>/dev/null || true
-    ip netns del "$SND" 2>/dev/null || true
-}
-trap cleanup EXIT INT TERM
+# shellcheck source=benches/live/lib.sh
+. "$(dirname "$0")/lib.sh"
+trap 'remove_netns "$CAP" "$SND"' EXIT INT TERM
+make_veth_pair "$CAP" "$SND" "$IF_CAP" "$IF_SND"
 
-ip netns add "$CAP"; ip netns add "$SND"
-for ns in "$CAP" "$SND"; do
-    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-done
-ip -n "$CAP" link add "$IF_CAP" numrxqueues 1 numtxqueues 1 type veth \
-    peer name "$IF_SND" netns "$SND" numrxqueues 1 numtxqueues 1
-ip -n "$CAP" link set "$IF_CAP" up; ip -n "$SND" link set "$IF_SND" up
-
-# 64-byte frames (60 on the wire without FCS) for tcpreplay: UDP between 4096 hosts of the
-# benchmarking range 198.18.0.0/15, so the anonymiser sees many addresses.
-python3 - "$TRACE64" <<'PY'
-import struct, sys
-def csum(b):
-    c = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while c >> 16:
-        c = (c & 0xffff) + (c >> 16)
-    return ~c & 0xffff
-with open(sys.argv[1], "wb") as f:
-    f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
-    for i in range(20000):
-        h = (i * 2654435761) & 0xfff
-        src = bytes([198, 18, h >> 8, h & 0xff])
-        dst = bytes([198, 19, (i >> 8) & 0x0f, i & 0xff])
-        ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 46, i & 0xffff, 0x4000, 64, 17, 0, src, dst))
-        ip[10:12] = struct.pack("!H", csum(bytes(ip)))
-        udp = struct.pack("!HHHH", 1024 + (i % 4096), 9, 26, 0) + bytes(18)
-        frame = bytes.fromhex("020000000002" "020000000001" "0800") + bytes(ip) + udp
-        f.write(struct.pack("<IIII", i // 1000000, i % 1000000, len(frame), len(frame)))
-        f.write(frame)
-PY
+write_frames64 "$TRACE64"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$RUN/bench.key"; chmod 600 "$RUN/bench.key"
 
 cpu_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat; }
