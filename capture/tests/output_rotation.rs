@@ -46,9 +46,21 @@ fn default_rotation_size_is_100_mb() {
 
 #[test]
 fn rotates_by_size_and_every_file_is_whole() {
+    rotation_by_size(false);
+}
+
+#[test]
+fn files_finished_on_the_closer_thread_are_the_same() {
+    // The live capture's writer hands closed files to a thread of their own; the files, their
+    // names, order and sidecars must be what the writer that finishes them itself makes.
+    rotation_by_size(true);
+}
+
+fn rotation_by_size(background_close: bool) {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = OutputConfig::new(dir_target(dir.path(), 8192, None), run_info(2));
     cfg.buffer_bytes = 4096;
+    cfg.background_close = background_close;
     let mut w = ErfWriter::create(cfg).unwrap();
     let s = samples(1000, START_NS, 1_000_000);
     write_all(&mut w, &s);
@@ -194,9 +206,19 @@ fn rotate_starts_a_new_file_at_the_next_packet() {
 
 #[test]
 fn retention_keeps_the_newest_files() {
+    retention(false);
+}
+
+#[test]
+fn retention_keeps_the_newest_files_with_the_closer_thread() {
+    retention(true);
+}
+
+fn retention(background_close: bool) {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = OutputConfig::new(dir_target(dir.path(), 4096, None), run_info(1));
     cfg.buffer_bytes = 4096;
+    cfg.background_close = background_close;
     cfg.retention = Some(Retention {
         max_files: Some(2),
         ..Default::default()
@@ -217,6 +239,31 @@ fn retention_keeps_the_newest_files() {
         4,
         "the deleted files' sidecars go too: {left:?}"
     );
+}
+
+#[test]
+fn a_dropped_writer_still_finishes_the_files_it_handed_to_its_closer() {
+    // An early return or a panic drops the writer without finish(): every file, the closed
+    // ones on the closer thread and the open one, still gets its final name and sidecar.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = OutputConfig::new(dir_target(dir.path(), 8192, None), run_info(1));
+    cfg.buffer_bytes = 4096;
+    cfg.background_close = true;
+    let mut w = ErfWriter::create(cfg).unwrap();
+    let s = samples(500, START_NS, 1000);
+    write_all(&mut w, &s);
+    drop(w);
+    let names = listing(dir.path());
+    assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
+    let erfs: Vec<PathBuf> = names
+        .iter()
+        .filter(|n| n.ends_with(".erf"))
+        .map(|n| dir.path().join(n))
+        .collect();
+    assert!(erfs.len() > 3, "{names:?}");
+    assert_eq!(names.len(), 2 * erfs.len(), "every file has its sidecar");
+    let rows: usize = erfs.iter().map(|f| own_rows(f).len()).sum();
+    assert_eq!(rows, 500);
 }
 
 #[test]

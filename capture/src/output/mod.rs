@@ -18,6 +18,7 @@
 //! interface's next record (saturating at 0xFFFF, the excess carried to the following records)
 //! and, exactly, into the sidecar and the stats META record.
 
+mod closer;
 mod sidecar;
 mod sys;
 mod time;
@@ -175,6 +176,10 @@ pub struct OutputConfig {
     pub resume_free_bytes: Option<u64>,
     /// Write JSON sidecars.
     pub sidecar: bool,
+    /// Finish closed files (sync, final name, sidecar, retention) on a thread of their own, so
+    /// that a rotation does not stall the writer for the sync (live capture). Off: each file
+    /// is finished before the call that closed it returns.
+    pub background_close: bool,
 }
 
 impl OutputConfig {
@@ -190,6 +195,7 @@ impl OutputConfig {
             buffer_bytes: DEFAULT_BUFFER_BYTES,
             resume_free_bytes: None,
             sidecar: true,
+            background_close: false,
         }
     }
 }
@@ -396,6 +402,8 @@ pub struct ErfWriter {
     state: State,
     /// Bytes kept free in each rotated file for its closing stats META record.
     end_reserve: u64,
+    /// The thread finishing closed files, with [`OutputConfig::background_close`].
+    closer: Option<closer::Closer>,
 }
 
 fn now_ts() -> Timestamp {
@@ -456,8 +464,12 @@ impl ErfWriter {
             files: Vec::new(),
             state: State::Running,
             end_reserve: 0,
+            closer: None,
             cfg: config,
         };
+        if w.cfg.background_close {
+            w.closer = Some(closer::Closer::spawn(w.cfg.clone())?);
+        }
         if w.cfg.meta {
             // The stats record has a fixed layout: its size does not depend on the counts.
             let tlvs = w.stats_meta(&FileStats::default());
@@ -945,7 +957,7 @@ impl ErfWriter {
                 }
             }
         }
-        let Some(mut f) = self.cur.take() else {
+        let Some(f) = self.cur.take() else {
             return Ok(());
         };
         let mut st = std::mem::take(&mut self.stats);
@@ -958,55 +970,44 @@ impl ErfWriter {
             let _ = fs::remove_file(&f.tmp);
             return Ok(());
         }
-        let sync = f.file.sync_all();
-        drop(f.file);
-        let final_path = finalize_name(&f.tmp, &f.final_path, f.seq)?;
-        f.final_path = final_path.clone();
-        self.files.push(final_path.clone());
-        if self.cfg.sidecar {
-            let sc = sidecar::Sidecar::new(
-                &final_path,
-                f.seq,
-                false,
-                f.committed,
-                f.name_time,
-                &st,
-                &self.cfg,
-            );
-            sidecar::write_atomic(&final_path, &sc)?;
+        let closed = closer::ClosedFile {
+            file: f.file,
+            tmp: f.tmp,
+            final_path: f.final_path,
+            seq: f.seq,
+            committed: f.committed,
+            name_time: f.name_time,
+            stats: st,
+            report_errors: with_stats,
+        };
+        let finished = match &self.closer {
+            Some(c) => c.submit(closed, &self.cfg),
+            None => Some(closer::finish_file(closed, &self.cfg)),
+        };
+        let mut result = Ok(());
+        let ready: Vec<closer::Finished> = match &self.closer {
+            Some(c) => c.ready().chain(finished).collect(),
+            None => finished.into_iter().collect(),
+        };
+        for fin in ready {
+            self.take_finished(fin, &mut result);
         }
-        self.apply_retention();
-        sync.map_err(io_err(&final_path))
+        result
+    }
+
+    /// Records a finished file's name; keeps the first error to be reported in `result`.
+    fn take_finished(&mut self, fin: closer::Finished, result: &mut Result<(), OutputError>) {
+        self.files.extend(fin.path);
+        if let Err(e) = fin.result {
+            if fin.report && result.is_ok() {
+                *result = Err(e);
+            }
+        }
     }
 
     /// Deletes the oldest finished files beyond the retention limits (directory outputs).
-    fn apply_retention(&mut self) {
-        let (Some(r), OutputTarget::Directory { dir, .. }) = (self.cfg.retention, &self.cfg.target)
-        else {
-            return;
-        };
-        let mut files = sidecar::list_outputs(dir);
-        let mut total: u64 = files.iter().map(|(_, s)| *s).sum();
-        let mut removed = 0;
-        while !files.is_empty() {
-            let too_many = r.max_files.is_some_and(|m| files.len() - removed > m);
-            let too_big = r.max_bytes.is_some_and(|m| total > m);
-            let too_full = r
-                .min_free_bytes
-                .is_some_and(|m| sys::free_bytes(dir).map(|f| f < m).unwrap_or(false));
-            if removed >= files.len() || !(too_many || too_big || too_full) {
-                break;
-            }
-            let (p, size) = &files[removed];
-            if fs::remove_file(p).is_ok() {
-                let mut j = p.clone().into_os_string();
-                j.push(".json");
-                let _ = fs::remove_file(PathBuf::from(j));
-                total -= size;
-            }
-            removed += 1;
-        }
-        files.clear();
+    fn apply_retention(&self) {
+        apply_retention(&self.cfg);
     }
 
     /// Closes the last file (with its stats record and sidecar) and returns the run's totals
@@ -1022,6 +1023,13 @@ impl ErfWriter {
                 }
             }
             self.close_current(true)?;
+        }
+        if let Some(mut closer) = self.closer.take() {
+            let mut result = Ok(());
+            for fin in closer.wait_all() {
+                self.take_finished(fin, &mut result);
+            }
+            result?;
         }
         let mut totals = std::mem::take(&mut self.totals);
         totals.merge(&self.stats);
@@ -1041,6 +1049,35 @@ impl Drop for ErfWriter {
             let _ = self.close_current(true);
         }
     }
+}
+
+/// Deletes the oldest finished files beyond the retention limits (directory outputs).
+fn apply_retention(cfg: &OutputConfig) {
+    let (Some(r), OutputTarget::Directory { dir, .. }) = (cfg.retention, &cfg.target) else {
+        return;
+    };
+    let mut files = sidecar::list_outputs(dir);
+    let mut total: u64 = files.iter().map(|(_, s)| *s).sum();
+    let mut removed = 0;
+    while !files.is_empty() {
+        let too_many = r.max_files.is_some_and(|m| files.len() - removed > m);
+        let too_big = r.max_bytes.is_some_and(|m| total > m);
+        let too_full = r
+            .min_free_bytes
+            .is_some_and(|m| sys::free_bytes(dir).map(|f| f < m).unwrap_or(false));
+        if removed >= files.len() || !(too_many || too_big || too_full) {
+            break;
+        }
+        let (p, size) = &files[removed];
+        if fs::remove_file(p).is_ok() {
+            let mut j = p.clone().into_os_string();
+            j.push(".json");
+            let _ = fs::remove_file(PathBuf::from(j));
+            total -= size;
+        }
+        removed += 1;
+    }
+    files.clear();
 }
 
 /// The temporary name of an output file: `.<name>.part` in the same directory.

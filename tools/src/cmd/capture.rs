@@ -249,6 +249,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut config = args.output.config(run)?;
     config.on_full_disk = FullDiskPolicy::DropAndResume;
+    // A rotation must not stall the writer for the sync of the closed file.
+    config.background_close = true;
     if let OutputTarget::Directory { dir, .. } = &config.target {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create directory {}", dir.display()))?;

@@ -72,6 +72,8 @@ pub fn run(
     };
     let mut config = output.config(run)?;
     config.on_full_disk = FullDiskPolicy::DropAndResume;
+    // A rotation must not stall the writer for the sync of the closed file.
+    config.background_close = true;
     if config.run.trace.capture_hardware.is_none() {
         config.run.trace.capture_hardware = Some(format!(
             "Endace DAG card {} stream {} ({LINKED_LIBRARY})",
